@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendReport } from '../../shared/contract';
 
-const require = createRequire(import.meta.url);
+const nodeRequire = createRequire(import.meta.url);
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_ORDER: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
@@ -36,7 +36,7 @@ function firstLine(err: unknown): string {
 function assertNativeBinding(pkg: string): void {
   let dir: string;
   try {
-    dir = path.dirname(require.resolve(`${pkg}/package.json`));
+    dir = path.dirname(nodeRequire.resolve(`${pkg}/package.json`));
   } catch {
     throw new Error(`${pkg} is not installed (optional dependency)`);
   }
@@ -51,13 +51,13 @@ async function tryNode(pkg: string): Promise<void> {
   assertNativeBinding(pkg);
   // The package registers the 'tensorflow' backend on import, or throws when its
   // libtensorflow binding is missing (install script blocked or offline).
-  require(pkg);
+  nodeRequire(pkg);
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the 'tensorflow' backend did not initialise`);
 }
 
 /** Directory of the wasm binaries shipped in @tensorflow/tfjs-backend-wasm. */
 export function wasmDistDir(): string {
-  const main = require.resolve('@tensorflow/tfjs-backend-wasm');
+  const main = nodeRequire.resolve('@tensorflow/tfjs-backend-wasm');
   // main points at dist/tf-backend-wasm.node.js (or similar) inside dist/.
   return path.dirname(main) + path.sep;
 }

@@ -1,0 +1,228 @@
+/** Read side of the log: lists, one run in full, metric series, experiments. */
+import { AppError } from '../../shared/errors';
+import { runFilterSchema } from '../../shared/contract/runs';
+import type {
+  Artifact,
+  ArtifactKind,
+  SnapshotRecord,
+  ExperimentInfo,
+  MetricPoint,
+  MetricSummary,
+  RunDetail,
+  RunFilter,
+  RunMetrics,
+  RunSummary,
+} from '../../shared/contract/runs';
+import type { Row, Sql } from './sql';
+import { readRunRecord, RUN_COLUMNS, RUN_FROM, SUMMARY_COLUMNS, toMetricSummary, toRunRecord } from './records';
+import { decodeValue, metricDirection } from './values';
+
+const COLUMN_SORTS: Record<string, string> = {
+  started: 'r.started_at',
+  ended: 'r.ended_at',
+  name: 'r.name',
+  status: 'r.status',
+};
+
+/** Experiment name or id to id, with the known names in the error. */
+export function findExperimentId(sql: Sql, nameOrId: string): string {
+  const row = sql.get<{ id: string }>('SELECT id FROM experiments WHERE name = ? OR id = ?', nameOrId, nameOrId);
+  if (row) return row.id;
+  const names = sql.all<{ name: string }>('SELECT name FROM experiments ORDER BY name LIMIT 20').map((r) => r.name);
+  throw new AppError(
+    'not_found',
+    `No experiment "${nameOrId}". Known experiments: ${names.length ? names.join(', ') : '(none yet: start a run first)'}.`,
+  );
+}
+
+/** Tags and metric summaries of many runs in two queries (ids passed as one JSON array). */
+function attachExtras(sql: Sql, rows: Row[]): RunSummary[] {
+  const ids = JSON.stringify(rows.map((r) => r.id));
+  const tags = new Map<string, string[]>();
+  for (const t of sql.all<{ run_id: string; tag: string }>(
+    'SELECT run_id, tag FROM tags WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY tag',
+    ids,
+  )) {
+    const list = tags.get(t.run_id);
+    if (list) list.push(t.tag);
+    else tags.set(t.run_id, [t.tag]);
+  }
+  const metrics = new Map<string, Record<string, MetricSummary>>();
+  for (const m of sql.all(
+    `SELECT ${SUMMARY_COLUMNS} FROM metric_summary WHERE run_id IN (SELECT value FROM json_each(?))`,
+    ids,
+  )) {
+    const id = m.run_id as string;
+    let rec = metrics.get(id);
+    if (!rec) metrics.set(id, (rec = {}));
+    rec[m.key as string] = toMetricSummary(m);
+  }
+  return rows.map((r) => {
+    const ms = metrics.get(r.id as string) ?? {};
+    let lastEpoch: number | null = null;
+    for (const m of Object.values(ms)) if (m.finalEpoch !== null && (lastEpoch === null || m.finalEpoch > lastEpoch)) lastEpoch = m.finalEpoch;
+    return { ...toRunRecord(r), tags: tags.get(r.id as string) ?? [], lastEpoch, metrics: ms };
+  });
+}
+
+/**
+ * Runs matching the filter. Sorting by a metric key uses its best value (its final value
+ * when the key has no direction), better end first; runs without the metric come last.
+ */
+export function listRuns(sql: Sql, filter: RunFilter = {}): RunSummary[] {
+  const f = runFilterSchema.parse(filter);
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (f.experiment) {
+    where.push('r.experiment_id = ?');
+    params.push(findExperimentId(sql, f.experiment));
+  }
+  if (f.status) {
+    where.push('r.status = ?');
+    params.push(f.status);
+  }
+  if (f.tag) {
+    where.push('EXISTS (SELECT 1 FROM tags t WHERE t.run_id = r.id AND t.tag = ?)');
+    params.push(f.tag);
+  }
+  const sort = f.sort ?? 'started';
+  let join = '';
+  let order: string;
+  if (COLUMN_SORTS[sort]) {
+    const dir = f.order ?? (sort === 'name' || sort === 'status' ? 'asc' : 'desc');
+    order = `${COLUMN_SORTS[sort]} ${dir}, r.id ${dir}`;
+  } else {
+    join = 'LEFT JOIN metric_summary s ON s.run_id = r.id AND s.key = ?';
+    params.unshift(sort);
+    const dir = f.order ?? (metricDirection(sort) === 'min' ? 'asc' : 'desc');
+    order = `(COALESCE(s.best_value, s.final_value) IS NULL), COALESCE(s.best_value, s.final_value) ${dir}, r.started_at DESC`;
+  }
+  const text = `SELECT ${RUN_COLUMNS} FROM ${RUN_FROM} ${join}
+    ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ? OFFSET ?`;
+  const rows = sql.all(text, ...params, f.limit, f.offset);
+  return rows.length ? attachExtras(sql, rows) : [];
+}
+
+export function runSummaries(sql: Sql, ids: string[]): RunSummary[] {
+  const rows = sql.all(
+    `SELECT ${RUN_COLUMNS} FROM ${RUN_FROM} WHERE r.id IN (SELECT value FROM json_each(?))`,
+    JSON.stringify(ids),
+  );
+  const byId = new Map(attachExtras(sql, rows).map((r) => [r.id, r]));
+  return ids.map((id) => byId.get(id)!).filter(Boolean);
+}
+
+interface PointRow {
+  key: string;
+  step: number;
+  epoch: number;
+  value: number | null;
+  is_nan: number;
+  time: number;
+}
+
+function toPoint(r: PointRow): MetricPoint {
+  return { step: r.step, epoch: r.epoch, value: decodeValue(r.value, r.is_nan) as number, time: r.time };
+}
+
+/** Per key, the last step of each epoch, for many runs at once: runId -> key -> points. */
+export function epochSeries(sql: Sql, ids: string[]): Map<string, Record<string, MetricPoint[]>> {
+  const out = new Map<string, Record<string, MetricPoint[]>>(ids.map((id) => [id, {}]));
+  const rows = sql.all<PointRow & { run_id: string }>(
+    `SELECT run_id, key, epoch, step, value, is_nan, time FROM epoch_metrics
+     WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, key, epoch`,
+    JSON.stringify(ids),
+  );
+  for (const r of rows) {
+    const rec = out.get(r.run_id)!;
+    (rec[r.key] ??= []).push(toPoint(r));
+  }
+  return out;
+}
+
+function toSnapshot(r: Row): SnapshotRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    root: r.root as string,
+    createdAt: r.created_at as number,
+    summary: JSON.parse(r.summary_json as string),
+  };
+}
+
+export function readSnapshot(sql: Sql, id: string): SnapshotRecord | null {
+  const r = sql.get('SELECT id, name, root, created_at, summary_json FROM dataset_snapshots WHERE id = ?', id);
+  return r ? toSnapshot(r) : null;
+}
+
+export function readArtifacts(sql: Sql, runId: string): Artifact[] {
+  return sql
+    .all('SELECT id, kind, path, size, meta_json, created_at FROM artifacts WHERE run_id = ? ORDER BY id', runId)
+    .map((a) => ({
+      id: a.id as number,
+      kind: a.kind as ArtifactKind,
+      path: a.path as string,
+      size: a.size as number,
+      meta: JSON.parse(a.meta_json as string),
+      createdAt: a.created_at as number,
+    }));
+}
+
+/** Everything about one run (by exact id). */
+export function runDetail(sql: Sql, id: string, file: string): RunDetail {
+  const record = readRunRecord(sql, id, file);
+  const [summary] = runSummaries(sql, [id]);
+  const config = sql.get<{ config_json: string }>('SELECT config_json FROM runs WHERE id = ?', id)!;
+  const params: Record<string, string> = {};
+  for (const p of sql.all<{ key: string; value: string }>('SELECT key, value FROM params WHERE run_id = ? ORDER BY key', id)) {
+    params[p.key] = p.value;
+  }
+  return {
+    ...record,
+    ...summary,
+    config: JSON.parse(config.config_json),
+    params,
+    artifacts: readArtifacts(sql, id),
+    epochs: epochSeries(sql, [id]).get(id) ?? {},
+    evaluations: sql
+      .all<{ split: string; created_at: number }>('SELECT split, created_at FROM evaluations WHERE run_id = ? ORDER BY split', id)
+      .map((e) => ({ split: e.split, createdAt: e.created_at })),
+    snapshot: record.snapshotId ? readSnapshot(sql, record.snapshotId) : null,
+  };
+}
+
+/** Every logged point of a run (by exact id), per key, by step. */
+export function metricSeries(sql: Sql, id: string, opts: { keys?: string[]; afterStep?: number } = {}): RunMetrics {
+  const allKeys = sql
+    .all<{ key: string }>('SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key', id)
+    .map((k) => k.key);
+  const keys = opts.keys ? allKeys.filter((k) => opts.keys!.includes(k)) : allKeys;
+  const series: Record<string, MetricPoint[]> = {};
+  const after = opts.afterStep ?? -1;
+  for (const key of keys) {
+    series[key] = sql
+      .all<PointRow>(
+        'SELECT key, step, epoch, value, is_nan, time FROM metrics WHERE run_id = ? AND key = ? AND step > ? ORDER BY step, id',
+        id,
+        key,
+        after,
+      )
+      .map(toPoint);
+  }
+  return { runId: id, keys, series };
+}
+
+export function listExperiments(sql: Sql): ExperimentInfo[] {
+  return sql
+    .all(
+      `SELECT e.id, e.name, e.created_at, count(r.id) AS run_count, max(r.started_at) AS last_run_at
+       FROM experiments e LEFT JOIN runs r ON r.experiment_id = e.id GROUP BY e.id ORDER BY e.name`,
+    )
+    .map((e) => ({
+      id: e.id as string,
+      name: e.name as string,
+      createdAt: e.created_at as number,
+      runCount: e.run_count as number,
+      lastRunAt: (e.last_run_at as number | null) ?? null,
+    }));
+}

@@ -1,0 +1,40 @@
+/**
+ * A connection plus a cache of prepared statements: every query in the store is prepared
+ * once per connection and reused, which is most of what makes inserts and lists fast.
+ */
+import type Database from 'better-sqlite3';
+
+export type Row = Record<string, unknown>;
+
+export class Sql {
+  private statements = new Map<string, Database.Statement>();
+
+  constructor(readonly db: Database.Database) {}
+
+  /** The prepared statement for `text`, compiled on first use. */
+  q(text: string): Database.Statement {
+    let s = this.statements.get(text);
+    if (!s) {
+      s = this.db.prepare(text);
+      this.statements.set(text, s);
+    }
+    return s;
+  }
+
+  get<T = Row>(text: string, ...params: unknown[]): T | undefined {
+    return this.q(text).get(...params) as T | undefined;
+  }
+
+  all<T = Row>(text: string, ...params: unknown[]): T[] {
+    return this.q(text).all(...params) as T[];
+  }
+
+  run(text: string, ...params: unknown[]): Database.RunResult {
+    return this.q(text).run(...params);
+  }
+
+  /** Run `fn` in one IMMEDIATE transaction (takes the write lock up front: no upgrade deadlocks). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+}

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../../shared/errors';
-import { translateDbError } from './db-errors';
+import { corruptError, translateDbError } from './db-errors';
 import { migrate, SCHEMA_VERSION } from './migrations';
 
 export interface OpenOptions {
@@ -16,35 +16,35 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
 }
 
-function tooNewError(file: string, version: number, writer: string | null, appVersion: string): AppError {
+function tooNewError(file: string, version: number, appVersion: string): AppError {
   return new AppError(
     'db_too_new',
-    `The experiment log ${file} was written by a newer Finetune Studio${writer ? ` (${writer})` : ''}: ` +
+    `The experiment log ${file} was written by a newer Finetune Studio: ` +
       `schema version ${version}, and this version (${appVersion}) understands up to ${SCHEMA_VERSION}. ` +
       `It was not modified. Update Finetune Studio, or use another home folder (--home DIR or FINETUNE_HOME).`,
   );
 }
 
-/** Read the schema version (and last writer) without writing anything; throws for a too-new file. */
-function probeExisting(file: string, opts: Required<OpenOptions>): void {
-  let db: Database.Database | null = null;
+const MAGIC = 'SQLite format 3\0';
+
+/**
+ * Check an existing file from its 100-byte header without opening it, so a foreign or
+ * too-new file is refused with no -wal/-shm created and not a byte written.
+ */
+function probeHeader(file: string, appVersion: string): void {
+  const header = Buffer.alloc(100);
+  const fd = fs.openSync(file, 'r');
+  let n: number;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true, timeout: opts.busyTimeoutMs });
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      let writer: string | null = null;
-      try {
-        writer = (db.prepare("SELECT value FROM meta WHERE key = 'last_app_version'").get() as { value: string } | undefined)?.value ?? null;
-      } catch {
-        // A future schema may not have this table; the version number is enough.
-      }
-      throw tooNewError(file, version, writer, opts.appVersion);
-    }
-  } catch (err) {
-    throw translateDbError(err, file, opts.busyTimeoutMs);
+    n = fs.readSync(fd, header, 0, 100, 0);
   } finally {
-    db?.close();
+    fs.closeSync(fd);
   }
+  if (n < 100 || header.toString('latin1', 0, 16) !== MAGIC) throw corruptError(file, 'file is not a database');
+  // user_version lives at offset 60 of the header (big-endian). A newer schema committed only
+  // to the WAL is caught again on the real connection, before anything is written.
+  const version = header.readInt32BE(60);
+  if (version > SCHEMA_VERSION) throw tooNewError(file, version, appVersion);
 }
 
 /**
@@ -55,26 +55,30 @@ export function openDatabase(file: string, options: OpenOptions): Database.Datab
   const opts = { busyTimeoutMs: 5000, ...options };
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const exists = fs.existsSync(file) && fs.statSync(file).size > 0;
-  if (exists) probeExisting(file, opts);
+  if (exists) probeHeader(file, opts.appVersion);
   let db: Database.Database | null = null;
   try {
     db = new Database(file, { timeout: opts.busyTimeoutMs });
     // Check again on the real connection: another process may have upgraded it meanwhile.
     const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) throw tooNewError(file, version, null, opts.appVersion);
+    if (version > SCHEMA_VERSION) throw tooNewError(file, version, opts.appVersion);
     db.pragma('journal_mode = WAL');
     // In WAL mode NORMAL survives any process crash (SIGKILL); only an OS crash or power cut
     // can lose the last commits, never corrupt the file.
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     migrate(db, version);
-    const now = String(Date.now());
-    db.transaction(() => {
-      const put = db!.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
-      db!.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_by', opts.appVersion);
-      db!.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_at', now);
-      put.run('last_app_version', opts.appVersion);
-    }).immediate();
+    // Stamp who wrote last, but only when it changed: reopening an up-to-date log writes
+    // nothing, so `finetune runs list` works while a training process holds the write lock.
+    const last = db.prepare("SELECT value FROM meta WHERE key = 'last_app_version'").get() as { value: string } | undefined;
+    if (last?.value !== opts.appVersion) {
+      db.transaction(() => {
+        const stamp = db!.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+        db!.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_by', opts.appVersion);
+        db!.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('created_at', String(Date.now()));
+        stamp.run('last_app_version', opts.appVersion);
+      }).immediate();
+    }
     return db;
   } catch (err) {
     db?.close();

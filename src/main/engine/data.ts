@@ -1,0 +1,86 @@
+/**
+ * What the engine needs from the data pipeline, and the one place uint8 pixels become
+ * floats. The scaling comes from the backbone's preprocessing, never from the user, so a
+ * model can't be trained with one scaling and served with another.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { scalingAffine, type Scaling } from '../../shared/preprocessing';
+
+/** Structural copy of the datasets slice's ImageSource (src/main/dataset/image-source.ts). */
+export interface ImageSource {
+  readonly length: number;
+  readonly imageSize: number;
+  readonly numClasses: number;
+  readonly classNames: string[];
+  readonly labels: Int32Array;
+  readonly paths: string[];
+  /** n x size x size x 3 uint8, NHWC. Augmentation is a function of (source seed, epoch, index). */
+  load(indices: number[], opts: { epoch: number; augment: boolean; signal?: AbortSignal }): Promise<Uint8Array>;
+  warm?(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<void>;
+}
+
+/** uint8 NHWC pixels -> float32 tensor scaled as the backbone expects. */
+export function pixelsToTensor(pixels: Uint8Array, n: number, size: number, scaling: Scaling): tf.Tensor4D {
+  const { mul, add } = scalingAffine(scaling);
+  const out = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i += 3) {
+    out[i] = pixels[i] * mul[0] + add[0];
+    out[i + 1] = pixels[i + 1] * mul[1] + add[1];
+    out[i + 2] = pixels[i + 2] * mul[2] + add[2];
+  }
+  return tf.tensor4d(out, [n, size, size, 3]);
+}
+
+/** Split `items` into consecutive chunks of at most `size`. */
+export function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Produces network inputs at group `from` (0: scaled pixels; c: cached features entering group c). */
+export interface Feeder {
+  readonly from: number;
+  readonly length: number;
+  /** Inputs for `indices` in epoch `epoch` (0-based); `flip` mirrors them (flip TTA). Caller disposes. */
+  load(indices: number[], epoch: number, flip?: boolean): Promise<tf.Tensor>;
+}
+
+/** Decoded (and, when training with augment, augmented) images straight from an ImageSource. */
+export function pixelFeeder(source: ImageSource, scaling: Scaling, augment: boolean, signal?: AbortSignal): Feeder {
+  return {
+    from: 0,
+    length: source.length,
+    async load(indices, epoch, flip) {
+      const pixels = await source.load(indices, { epoch, augment, signal });
+      const x = pixelsToTensor(pixels, indices.length, source.imageSize, scaling);
+      if (!flip) return x;
+      const f = tf.reverse(x, 2);
+      x.dispose();
+      return f;
+    },
+  };
+}
+
+/** Minimal view of a feature store for feeding (see feature-cache.ts). */
+export interface FeatureReader {
+  readonly boundary: number;
+  readonly shape: number[];
+  readonly views: number;
+  read(indices: number[], views: number[]): Float32Array;
+}
+
+/**
+ * Cached features. `pickView(epoch, index)` chooses the view of each image (one augmented
+ * view per epoch); with flip, view 1 is expected to hold the mirrored eval view.
+ */
+export function cachedFeeder(store: FeatureReader, length: number, pickView: (epoch: number, index: number) => number): Feeder {
+  return {
+    from: store.boundary,
+    length,
+    async load(indices, epoch, flip) {
+      const views = indices.map((i) => (flip ? 1 : pickView(epoch, i)));
+      return tf.tensor(store.read(indices, views), [indices.length, ...store.shape], 'float32');
+    },
+  };
+}

@@ -26,8 +26,11 @@ interface Param {
   noDecay: boolean;
 }
 
-/** Keras BatchNormalization defaults. */
-const BN_MOMENTUM = 0.99;
+/**
+ * Keras' default momentum (0.99) leaves the moving statistics near their initial values
+ * after the few dozen steps a small data set gives; 0.9 (PyTorch's 0.1) tracks them.
+ */
+const BN_MOMENTUM = 0.9;
 const BN_EPSILON = 1e-3;
 
 export interface HeadApplyOptions {

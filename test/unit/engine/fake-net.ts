@@ -40,14 +40,14 @@ export class FakeNet implements BackboneNet {
   constructor(readonly size = 8, seed = 1, readonly vectorOutput = false) {
     this.preprocessing = { size, cropFraction: 0.875, trainCrop: 'random-resized-crop', scaling: MINUS_ONE_TO_ONE, channels: 3 };
     const rng = new Rng(seed);
-    const rand = (shape: number[], scale: number) => tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rng.next() * 2 - 1) * scale), shape);
+    const rand = (shape: number[], scale: number, add = 0) => tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (rng.next() * 2 - 1) * scale + add), shape);
     for (const s of SPECS) {
       this.weights.set(`${s.name}_conv/kernel`, rand([s.cin, s.cout], 1 / Math.sqrt(s.cin)));
       if (s.bn) {
-        this.weights.set(`${s.name}_bn/gamma`, rand([s.cout], 0.1).add(1));
+        this.weights.set(`${s.name}_bn/gamma`, rand([s.cout], 0.1, 1));
         this.weights.set(`${s.name}_bn/beta`, rand([s.cout], 0.1));
         this.weights.set(`${s.name}_bn/moving_mean`, rand([s.cout], 0.1));
-        this.weights.set(`${s.name}_bn/moving_variance`, rand([s.cout], 0.1).add(1));
+        this.weights.set(`${s.name}_bn/moving_variance`, rand([s.cout], 0.1, 1));
       } else {
         this.weights.set(`${s.name}_conv/bias`, rand([s.cout], 0.1));
       }

@@ -42,7 +42,7 @@ function reference(kind: 'sgd' | 'adam' | 'adamw', lr: number, wd: number, o: { 
   const p = [...P0];
   const m = [0, 0, 0];
   const v = [0, 0, 0];
-  const buf: number[] | null[] = [null, null, null];
+  const buf: (number | null)[] = [null, null, null];
   const [b1, b2, eps] = [0.9, 0.999, 1e-8];
   GRADS.forEach((gs, t) => {
     for (let i = 0; i < 3; i++) {

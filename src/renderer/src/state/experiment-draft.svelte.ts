@@ -40,12 +40,13 @@ export function setPath(obj: Json, path: string, value: unknown): Json {
 /** Fields kept when the strategy preset changes: they describe the budget, not the strategy. */
 const KEPT_ACROSS_PRESETS = ['epochs', 'batchSize', 'seed', 'augment'];
 
+/** One line per preset (the engine's strategies.ts holds the exact recipe). */
 export const STRATEGY_HELP: Record<StrategyName, string> = {
-  head: 'Backbone frozen; only the new head trains. Fast, and the safe choice for small datasets.',
-  progressive: 'Head first, then unfreeze backbone groups from the top down at set epochs (fastai fine_tune).',
-  discriminative: 'Backbone groups train too, with smaller learning rates the closer they are to the input.',
-  full: 'Every layer trains at the same rate. Needs more data and time.',
-  auto: 'Picks one of the above from the dataset size and the machine.',
+  head: 'Backbone frozen; a new head learns on its features. Fastest; a strong baseline on small data.',
+  progressive: 'Head first, then the last blocks unfreeze at a lower rate with a fresh optimiser (the PyTorch tutorial recipe).',
+  discriminative: 'Everything trains, with rates rising from the stem to the head (fastai slice), one-cycle schedule.',
+  full: 'Every layer trains at one small rate with warm-up and cosine decay. Slowest; needs the most data.',
+  auto: 'Head warm-up, then the later blocks fine-tune: AdamW, label smoothing, cosine, flip TTA.',
 };
 
 export class ExperimentDraft {

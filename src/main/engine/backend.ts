@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendReport } from '../../shared/contract';
+import { registerTrainingKernels } from './kernels/index';
 
 const nodeRequire = createRequire(import.meta.url);
 
@@ -101,6 +102,8 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
         if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
         current = { name, package: '@tensorflow/tfjs-backend-cpu', threads: 1, skipped };
       }
+      // wasm lacks the conv gradients and cpu's are naive: ours serve both (no-op for tfjs-node).
+      registerTrainingKernels();
       return current;
     } catch (err) {
       skipped.push({ name, reason: firstLine(err) });

@@ -90,9 +90,6 @@ function trainStep(net: BackboneNet, x: tf.Tensor, from: number, lr: number): vo
 }
 
 test('a frozen group is bit-identical after a training step on the groups after it', async () => {
-  const backend = tf.getBackend(); // TEMP until the wasm gradient kernels land
-  await import('@tensorflow/tfjs-backend-cpu');
-  await tf.setBackend('cpu');
   const net = await loadBackbone(MOBILENET_V2, { id: 'v2', preprocessing: PRE });
   const from = net.groups.length - 2; // block_16 + top
   net.setTrainable(new Set([from, from + 1]), { trainBatchNormStats: true });
@@ -127,7 +124,6 @@ test('a frozen group is bit-identical after a training step on the groups after 
   assert.ok(maxAbsDiff(trained, refolded) < 1e-4);
   tf.dispose([trained, refolded]);
   net.dispose();
-  await tf.setBackend(backend);
 });
 
 test('weights round-trip through getWeights/setWeights and an exported tf.LayersModel', async () => {
@@ -141,7 +137,8 @@ test('weights round-trip through getWeights/setWeights and an exported tf.Layers
   const current = net.getWeights();
   const model = await tf.loadLayersModel(tf.io.fromMemory(await encodeBackboneArtifacts(net.modelTopology(), current)));
   const ref = model.predict(images) as tf.Tensor;
-  assert.ok(maxAbsDiff(ours, ref) < 1e-4, `max abs diff ${maxAbsDiff(ours, ref)}`);
+  // The 1.5x kernel makes activations larger, so float32 rounding differs a little more.
+  assert.ok(maxAbsDiff(ours, ref) < 3e-4, `max abs diff ${maxAbsDiff(ours, ref)}`);
   assert.throws(() => net.setWeights(new Map([['nope/kernel', changed]])), /Unknown backbone weight "nope\/kernel"/);
   assert.throws(() => net.setWeights(new Map([[name, tf.zeros([1])]])), new RegExp(`has shape \\[1\\], expected \\[${changed.shape.join(', ')}\\]`));
   tf.dispose([ours, ref, changed, ...weights.values(), ...current.values()]);

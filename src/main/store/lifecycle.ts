@@ -141,8 +141,9 @@ export function resumeRun(sql: Sql, runId: string, opts: ResumeOptions, file: st
     );
   }
   if (opts.discardAfterEpoch !== undefined) {
-    sql.run('DELETE FROM metrics WHERE run_id = ? AND epoch > ?', runId, opts.discardAfterEpoch);
-    rebuildDerived(sql, runId);
+    const { seq } = sql.get<{ seq: number }>('SELECT seq FROM runs WHERE id = ?', runId)!;
+    sql.run('DELETE FROM metrics WHERE run_seq = ? AND epoch > ?', seq, opts.discardAfterEpoch);
+    rebuildDerived(sql, seq);
   }
   const owner = currentOwner();
   sql.run(

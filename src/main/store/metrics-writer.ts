@@ -17,14 +17,14 @@ export interface MetricRow {
   time?: number;
 }
 
-const INSERT_METRIC = 'INSERT INTO metrics (run_id, key, step, epoch, value, is_nan, time) VALUES (?, ?, ?, ?, ?, ?, ?)';
-const UPSERT_EPOCH = `INSERT INTO epoch_metrics (run_id, key, epoch, step, value, is_nan, time) VALUES (?, ?, ?, ?, ?, ?, ?)
-  ON CONFLICT (run_id, key, epoch) DO UPDATE SET step = excluded.step, value = excluded.value,
+const INSERT_METRIC = 'INSERT INTO metrics (run_seq, key, step, epoch, value, is_nan, time) VALUES (?, ?, ?, ?, ?, ?, ?)';
+const UPSERT_EPOCH = `INSERT INTO epoch_metrics (run_seq, key, epoch, step, value, is_nan, time) VALUES (?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (run_seq, key, epoch) DO UPDATE SET step = excluded.step, value = excluded.value,
   is_nan = excluded.is_nan, time = excluded.time WHERE excluded.step >= epoch_metrics.step`;
 const GET_SUMMARY = `SELECT final_value, final_is_nan, final_step, final_epoch, best_value, best_step, best_epoch, count
-  FROM metric_summary WHERE run_id = ? AND key = ?`;
+  FROM metric_summary WHERE run_seq = ? AND key = ?`;
 const PUT_SUMMARY = `INSERT OR REPLACE INTO metric_summary
-  (run_id, key, final_value, final_is_nan, final_step, final_epoch, best_value, best_step, best_epoch, count)
+  (run_seq, key, final_value, final_is_nan, final_step, final_epoch, best_value, best_step, best_epoch, count)
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 function badRow(i: number, row: unknown, what: string): AppError {
@@ -49,7 +49,7 @@ class DerivedBatch {
 
   constructor(
     private sql: Sql,
-    private runId: string,
+    private runSeq: number,
     private loadExisting: boolean,
   ) {}
 
@@ -66,7 +66,7 @@ class DerivedBatch {
   }
 
   private readSummary(key: string): SummaryState | null {
-    const r = this.sql.get<Record<string, number | null>>(GET_SUMMARY, this.runId, key);
+    const r = this.sql.get<Record<string, number | null>>(GET_SUMMARY, this.runSeq, key);
     if (!r) return null;
     return {
       finalValue: r.final_is_nan ? NaN : (r.final_value as number),
@@ -83,13 +83,13 @@ class DerivedBatch {
     const upsertEpoch = this.sql.q(UPSERT_EPOCH);
     for (const e of this.epochs.values()) {
       const [v, nan] = encodeValue(e.value);
-      upsertEpoch.run(this.runId, e.key, e.epoch, e.step, v, nan, e.time);
+      upsertEpoch.run(this.runSeq, e.key, e.epoch, e.step, v, nan, e.time);
     }
     const put = this.sql.q(PUT_SUMMARY);
     for (const [key, { state: s }] of this.summaries) {
       if (!s) continue;
       const [fv, fnan] = encodeValue(s.finalValue);
-      put.run(this.runId, key, fv, fnan, s.finalStep, s.finalEpoch, s.bestValue, s.bestStep, s.bestEpoch, s.count);
+      put.run(this.runSeq, key, fv, fnan, s.finalStep, s.finalEpoch, s.bestValue, s.bestStep, s.bestEpoch, s.count);
     }
   }
 }
@@ -101,9 +101,11 @@ class DerivedBatch {
  */
 export function appendMetrics(sql: Sql, runId: string, rows: readonly MetricRow[], now = Date.now()): boolean {
   return sql.tx(() => {
-    if (sql.run('UPDATE runs SET heartbeat_at = ? WHERE id = ?', now, runId).changes === 0) return false;
+    const run = sql.get<{ seq: number }>('SELECT seq FROM runs WHERE id = ?', runId);
+    if (!run) return false;
+    let lastEpoch = -1;
     const insert = sql.q(INSERT_METRIC);
-    const derived = new DerivedBatch(sql, runId, true);
+    const derived = new DerivedBatch(sql, run.seq, true);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
       const { key, step, epoch, value } = r;
@@ -114,10 +116,12 @@ export function appendMetrics(sql: Sql, runId: string, rows: readonly MetricRow[
       if (typeof value !== 'number') throw badRow(i, r, 'has a value that is not a number');
       if (!Number.isFinite(time)) throw badRow(i, r, 'has a bad time');
       const nan = Number.isNaN(value);
-      insert.run(runId, key, step, epoch, nan ? null : value, nan ? 1 : 0, Math.round(time));
+      insert.run(run.seq, key, step, epoch, nan ? null : value, nan ? 1 : 0, Math.round(time));
       derived.add(key, step, epoch, value, time);
+      if (epoch > lastEpoch) lastEpoch = epoch;
     }
     derived.write();
+    sql.run('UPDATE runs SET heartbeat_at = ?, last_epoch = max(coalesce(last_epoch, -1), ?) WHERE seq = ?', now, lastEpoch, run.seq);
     return true;
   });
 }
@@ -126,13 +130,14 @@ export function appendMetrics(sql: Sql, runId: string, rows: readonly MetricRow[
  * Recompute the per-epoch and final/best caches of a run from its metric rows, in insertion
  * order (the same fold as appendMetrics). Call inside a transaction.
  */
-export function rebuildDerived(sql: Sql, runId: string): void {
-  sql.run('DELETE FROM epoch_metrics WHERE run_id = ?', runId);
-  sql.run('DELETE FROM metric_summary WHERE run_id = ?', runId);
-  const derived = new DerivedBatch(sql, runId, false);
-  const rows = sql.q('SELECT key, step, epoch, value, is_nan, time FROM metrics WHERE run_id = ? ORDER BY id').iterate(runId);
+export function rebuildDerived(sql: Sql, runSeq: number): void {
+  sql.run('DELETE FROM epoch_metrics WHERE run_seq = ?', runSeq);
+  sql.run('DELETE FROM metric_summary WHERE run_seq = ?', runSeq);
+  const derived = new DerivedBatch(sql, runSeq, false);
+  const rows = sql.q('SELECT key, step, epoch, value, is_nan, time FROM metrics WHERE run_seq = ? ORDER BY id').iterate(runSeq);
   for (const r of rows as Iterable<{ key: string; step: number; epoch: number; value: number | null; is_nan: number; time: number }>) {
     derived.add(r.key, r.step, r.epoch, r.is_nan ? NaN : (r.value as number), r.time);
   }
   derived.write();
+  sql.run('UPDATE runs SET last_epoch = (SELECT max(epoch) FROM epoch_metrics WHERE run_seq = ?) WHERE seq = ?', runSeq, runSeq);
 }

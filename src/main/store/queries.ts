@@ -7,14 +7,13 @@ import type {
   SnapshotRecord,
   ExperimentInfo,
   MetricPoint,
-  MetricSummary,
   RunDetail,
   RunFilter,
   RunMetrics,
   RunSummary,
 } from '../../shared/contract/runs';
 import type { Row, Sql } from './sql';
-import { readRunRecord, RUN_COLUMNS, RUN_FROM, SUMMARY_COLUMNS, toMetricSummary, toRunRecord } from './records';
+import { experimentNames, readRunRecord, RECORD_COLUMNS, SUMMARY_COLUMNS, toMetricSummary, toRunRecord, type RecordRaw, type SummaryRaw } from './records';
 import { decodeValue, metricDirection } from './values';
 
 const COLUMN_SORTS: Record<string, string> = {
@@ -35,34 +34,40 @@ export function findExperimentId(sql: Sql, nameOrId: string): string {
   );
 }
 
-/** Tags and metric summaries of many runs in two queries (ids passed as one JSON array). */
-function attachExtras(sql: Sql, rows: Row[]): RunSummary[] {
-  const ids = JSON.stringify(rows.map((r) => r.id));
-  const tags = new Map<string, string[]>();
-  for (const t of sql.all<{ run_id: string; tag: string }>(
-    'SELECT run_id, tag FROM tags WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY tag',
-    ids,
-  )) {
-    const list = tags.get(t.run_id);
-    if (list) list.push(t.tag);
-    else tags.set(t.run_id, [t.tag]);
-  }
-  const metrics = new Map<string, Record<string, MetricSummary>>();
-  for (const m of sql.all(
-    `SELECT ${SUMMARY_COLUMNS} FROM metric_summary WHERE run_id IN (SELECT value FROM json_each(?))`,
-    ids,
-  )) {
-    const id = m.run_id as string;
-    let rec = metrics.get(id);
-    if (!rec) metrics.set(id, (rec = {}));
-    rec[m.key as string] = toMetricSummary(m);
-  }
-  return rows.map((r) => {
-    const ms = metrics.get(r.id as string) ?? {};
-    let lastEpoch: number | null = null;
-    for (const m of Object.values(ms)) if (m.finalEpoch !== null && (lastEpoch === null || m.finalEpoch > lastEpoch)) lastEpoch = m.finalEpoch;
-    return { ...toRunRecord(r), tags: tags.get(r.id as string) ?? [], lastEpoch, metrics: ms };
+/**
+ * Tags and metric summaries of many runs in two queries (keys passed as JSON arrays).
+ * `metricKeys` limits which metrics are summarised (lists of thousands of runs stay fast).
+ */
+function attachExtras(sql: Sql, rows: RecordRaw[], metricKeys?: string[]): RunSummary[] {
+  const byId = new Map<string, RunSummary>();
+  const bySeq = new Map<number, RunSummary>();
+  const experiments = experimentNames(sql);
+  const out = rows.map((r) => {
+    const rec = toRunRecord(r, experiments) as RunSummary;
+    rec.tags = [];
+    rec.lastEpoch = r[1];
+    rec.metrics = {};
+    byId.set(rec.id, rec);
+    bySeq.set(r[0], rec);
+    return rec;
   });
+  for (const [runId, tag] of sql.rawAll<[string, string]>(
+    'SELECT run_id, tag FROM tags WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY tag',
+    JSON.stringify([...byId.keys()]),
+  )) {
+    byId.get(runId)!.tags.push(tag);
+  }
+  const seqs = JSON.stringify([...bySeq.keys()]);
+  const summaries = metricKeys
+    ? sql.rawAll<SummaryRaw>(
+        `SELECT ${SUMMARY_COLUMNS} FROM metric_summary WHERE run_seq IN (SELECT value FROM json_each(?))
+         AND key IN (SELECT value FROM json_each(?))`,
+        seqs,
+        JSON.stringify(metricKeys),
+      )
+    : sql.rawAll<SummaryRaw>(`SELECT ${SUMMARY_COLUMNS} FROM metric_summary WHERE run_seq IN (SELECT value FROM json_each(?))`, seqs);
+  for (const m of summaries) bySeq.get(m[0])!.metrics[m[1]] = toMetricSummary(m);
+  return out;
 }
 
 /**
@@ -90,22 +95,23 @@ export function listRuns(sql: Sql, filter: RunFilter = {}): RunSummary[] {
   let order: string;
   if (COLUMN_SORTS[sort]) {
     const dir = f.order ?? (sort === 'name' || sort === 'status' ? 'asc' : 'desc');
-    order = `${COLUMN_SORTS[sort]} ${dir}, r.id ${dir}`;
+    order = `${COLUMN_SORTS[sort]} ${dir}, r.seq ${dir}`;
   } else {
-    join = 'LEFT JOIN metric_summary s ON s.run_id = r.id AND s.key = ?';
+    join = 'LEFT JOIN metric_summary s ON s.run_seq = r.seq AND s.key = ?';
     params.unshift(sort);
     const dir = f.order ?? (metricDirection(sort) === 'min' ? 'asc' : 'desc');
     order = `(COALESCE(s.best_value, s.final_value) IS NULL), COALESCE(s.best_value, s.final_value) ${dir}, r.started_at DESC`;
   }
-  const text = `SELECT ${RUN_COLUMNS} FROM ${RUN_FROM} ${join}
+  const text = `SELECT ${RECORD_COLUMNS} FROM runs r ${join}
     ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ? OFFSET ?`;
-  const rows = sql.all(text, ...params, f.limit, f.offset);
-  return rows.length ? attachExtras(sql, rows) : [];
+  const rows = sql.rawAll<RecordRaw>(text, ...params, f.limit, f.offset);
+  const keys = f.metrics && !COLUMN_SORTS[sort] && !f.metrics.includes(sort) ? [...f.metrics, sort] : f.metrics;
+  return rows.length ? attachExtras(sql, rows, keys) : [];
 }
 
 export function runSummaries(sql: Sql, ids: string[]): RunSummary[] {
-  const rows = sql.all(
-    `SELECT ${RUN_COLUMNS} FROM ${RUN_FROM} WHERE r.id IN (SELECT value FROM json_each(?))`,
+  const rows = sql.rawAll<RecordRaw>(
+    `SELECT ${RECORD_COLUMNS} FROM runs r WHERE r.id IN (SELECT value FROM json_each(?))`,
     JSON.stringify(ids),
   );
   const byId = new Map(attachExtras(sql, rows).map((r) => [r.id, r]));
@@ -129,8 +135,9 @@ function toPoint(r: PointRow): MetricPoint {
 export function epochSeries(sql: Sql, ids: string[]): Map<string, Record<string, MetricPoint[]>> {
   const out = new Map<string, Record<string, MetricPoint[]>>(ids.map((id) => [id, {}]));
   const rows = sql.all<PointRow & { run_id: string }>(
-    `SELECT run_id, key, epoch, step, value, is_nan, time FROM epoch_metrics
-     WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, key, epoch`,
+    `SELECT r.id AS run_id, m.key, m.epoch, m.step, m.value, m.is_nan, m.time
+     FROM epoch_metrics m JOIN runs r ON r.seq = m.run_seq
+     WHERE r.id IN (SELECT value FROM json_each(?)) ORDER BY m.run_seq, m.key, m.epoch`,
     JSON.stringify(ids),
   );
   for (const r of rows) {
@@ -170,15 +177,14 @@ export function readArtifacts(sql: Sql, runId: string): Artifact[] {
 
 /** Everything about one run (by exact id). */
 export function runDetail(sql: Sql, id: string, file: string): RunDetail {
-  const record = readRunRecord(sql, id, file);
   const [summary] = runSummaries(sql, [id]);
+  if (!summary) readRunRecord(sql, id, file); // throws not_found
   const config = sql.get<{ config_json: string }>('SELECT config_json FROM runs WHERE id = ?', id)!;
   const params: Record<string, string> = {};
   for (const p of sql.all<{ key: string; value: string }>('SELECT key, value FROM params WHERE run_id = ? ORDER BY key', id)) {
     params[p.key] = p.value;
   }
   return {
-    ...record,
     ...summary,
     config: JSON.parse(config.config_json),
     params,
@@ -187,14 +193,15 @@ export function runDetail(sql: Sql, id: string, file: string): RunDetail {
     evaluations: sql
       .all<{ split: string; created_at: number }>('SELECT split, created_at FROM evaluations WHERE run_id = ? ORDER BY split', id)
       .map((e) => ({ split: e.split, createdAt: e.created_at })),
-    snapshot: record.snapshotId ? readSnapshot(sql, record.snapshotId) : null,
+    snapshot: summary.snapshotId ? readSnapshot(sql, summary.snapshotId) : null,
   };
 }
 
 /** Every logged point of a run (by exact id), per key, by step. */
 export function metricSeries(sql: Sql, id: string, opts: { keys?: string[]; afterStep?: number } = {}): RunMetrics {
+  const seq = sql.get<{ seq: number }>('SELECT seq FROM runs WHERE id = ?', id)?.seq ?? -1;
   const allKeys = sql
-    .all<{ key: string }>('SELECT key FROM metric_summary WHERE run_id = ? ORDER BY key', id)
+    .all<{ key: string }>('SELECT key FROM metric_summary WHERE run_seq = ? ORDER BY key', seq)
     .map((k) => k.key);
   const keys = opts.keys ? allKeys.filter((k) => opts.keys!.includes(k)) : allKeys;
   const series: Record<string, MetricPoint[]> = {};
@@ -202,8 +209,8 @@ export function metricSeries(sql: Sql, id: string, opts: { keys?: string[]; afte
   for (const key of keys) {
     series[key] = sql
       .all<PointRow>(
-        'SELECT key, step, epoch, value, is_nan, time FROM metrics WHERE run_id = ? AND key = ? AND step > ? ORDER BY step, id',
-        id,
+        'SELECT key, step, epoch, value, is_nan, time FROM metrics WHERE run_seq = ? AND key = ? AND step > ? ORDER BY step, id',
+        seq,
         key,
         after,
       )

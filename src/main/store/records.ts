@@ -1,54 +1,67 @@
 /** Rows to contract shapes, and run references (id, id prefix or name) to run ids. */
 import { AppError } from '../../shared/errors';
 import type { MetricSummary, RunRecord, RunStatus } from '../../shared/contract/runs';
-import type { Row, Sql } from './sql';
+import type { Sql } from './sql';
 import { decodeValue, metricDirection } from './values';
 
-/** The columns every run query selects, with the experiment name joined in. */
-export const RUN_COLUMNS = `r.id, r.name, r.experiment_id, e.name AS experiment, r.status, r.snapshot_id, r.backbone,
-  r.backend, r.seed, r.strategy, r.app_version, r.started_at, r.ended_at, r.heartbeat_at, r.notes, r.error,
-  r.last_checkpoint, r.last_checkpoint_epoch`;
+/**
+ * Run rows are read with `.raw()` (arrays, not keyed objects): a list of 10,000 runs is
+ * about twice as fast. Experiment names come from `experimentNames` rather than a join.
+ */
+export const RECORD_COLUMNS = `r.seq, r.last_epoch, r.id, r.name, r.experiment_id, r.status, r.snapshot_id, r.backbone,
+  r.backend, r.seed, r.strategy, r.started_at, r.ended_at,
+  r.app_version, r.heartbeat_at, r.notes, r.error, r.last_checkpoint, r.last_checkpoint_epoch`;
 
-export const RUN_FROM = 'runs r JOIN experiments e ON e.id = r.experiment_id';
+export type CoreRaw = [
+  number, number | null, string, string, string, RunStatus, string | null, string, string, number, string, number, number | null,
+];
+export type RecordRaw = [...CoreRaw, string, number | null, string, string | null, string | null, number | null];
 
-export function toRunRecord(r: Row): RunRecord {
+/** Experiment id -> name; experiments are few, so lists look names up instead of joining. */
+export function experimentNames(sql: Sql): Map<string, string> {
+  return new Map(sql.rawAll<[string, string]>('SELECT id, name FROM experiments'));
+}
+
+export function toRunRecord(a: RecordRaw, experiments: Map<string, string>): RunRecord {
   return {
-    id: r.id as string,
-    name: r.name as string,
-    experimentId: r.experiment_id as string,
-    experiment: r.experiment as string,
-    status: r.status as RunStatus,
-    snapshotId: (r.snapshot_id as string | null) ?? null,
-    backbone: r.backbone as string,
-    backend: r.backend as string,
-    seed: r.seed as number,
-    strategy: r.strategy as string,
-    appVersion: r.app_version as string,
-    startedAt: r.started_at as number,
-    endedAt: (r.ended_at as number | null) ?? null,
-    heartbeatAt: (r.heartbeat_at as number | null) ?? null,
-    notes: r.notes as string,
-    error: (r.error as string | null) ?? null,
-    lastCheckpoint: (r.last_checkpoint as string | null) ?? null,
-    lastCheckpointEpoch: (r.last_checkpoint_epoch as number | null) ?? null,
+    id: a[2],
+    name: a[3],
+    experimentId: a[4],
+    experiment: experiments.get(a[4]) ?? a[4],
+    status: a[5],
+    snapshotId: a[6],
+    backbone: a[7],
+    backend: a[8],
+    seed: a[9],
+    strategy: a[10],
+    startedAt: a[11],
+    endedAt: a[12],
+    appVersion: a[13],
+    heartbeatAt: a[14],
+    notes: a[15],
+    error: a[16],
+    lastCheckpoint: a[17],
+    lastCheckpointEpoch: a[18],
   };
 }
 
+/** Selected in this order and read with `.raw()`: lists fetch tens of thousands of these. */
 export const SUMMARY_COLUMNS =
-  'run_id, key, final_value, final_is_nan, final_step, final_epoch, best_value, best_step, best_epoch, count';
+  'run_seq, key, final_value, final_is_nan, final_step, final_epoch, best_value, best_step, best_epoch, count';
 
-export function toMetricSummary(r: Row): MetricSummary {
-  const key = r.key as string;
+export type SummaryRaw = [number, string, number | null, number, number, number, number | null, number | null, number | null, number];
+
+export function toMetricSummary(r: SummaryRaw): MetricSummary {
   return {
-    key,
-    direction: metricDirection(key),
-    final: decodeValue(r.final_value as number | null, r.final_is_nan as number),
-    finalStep: r.final_step as number,
-    finalEpoch: r.final_epoch as number,
-    best: (r.best_value as number | null) ?? null,
-    bestStep: (r.best_step as number | null) ?? null,
-    bestEpoch: (r.best_epoch as number | null) ?? null,
-    count: r.count as number,
+    key: r[1],
+    direction: metricDirection(r[1]),
+    final: decodeValue(r[2], r[3]),
+    finalStep: r[4],
+    finalEpoch: r[5],
+    best: r[6],
+    bestStep: r[7],
+    bestEpoch: r[8],
+    count: r[9],
   };
 }
 
@@ -82,7 +95,7 @@ export function resolveRunId(sql: Sql, ref: string, file: string): string {
 
 /** One run record by exact id. */
 export function readRunRecord(sql: Sql, id: string, file: string): RunRecord {
-  const row = sql.get(`SELECT ${RUN_COLUMNS} FROM ${RUN_FROM} WHERE r.id = ?`, id);
+  const [row] = sql.rawAll<RecordRaw>(`SELECT ${RECORD_COLUMNS} FROM runs r WHERE r.id = ?`, id);
   if (!row) throw notFound(id, file);
-  return toRunRecord(row);
+  return toRunRecord(row, experimentNames(sql));
 }

@@ -21,6 +21,17 @@ export class Sql {
     return s;
   }
 
+  /** Rows as arrays in column order: no per-row object with named keys, for big result sets. */
+  rawAll<T extends unknown[]>(text: string, ...params: unknown[]): T[] {
+    const key = `raw:${text}`;
+    let s = this.statements.get(key);
+    if (!s) {
+      s = this.db.prepare(text).raw(true);
+      this.statements.set(key, s);
+    }
+    return s.all(...params) as T[];
+  }
+
   get<T = Row>(text: string, ...params: unknown[]): T | undefined {
     return this.q(text).get(...params) as T | undefined;
   }

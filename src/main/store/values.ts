@@ -4,12 +4,16 @@
  */
 import type { MetricDirection } from '../../shared/contract/runs';
 
+const directions = new Map<string, MetricDirection>();
+
 /** Accuracy-like keys are better high, loss-like keys better low; anything else has no best. */
 export function metricDirection(key: string): MetricDirection {
+  let d = directions.get(key);
+  if (d !== undefined) return d;
   const k = key.toLowerCase();
-  if (/(loss|error|mse|mae|rmse|perplexity)/.test(k)) return 'min';
-  if (/(acc|accuracy|f1|precision|recall|auc|top\d)/.test(k)) return 'max';
-  return null;
+  d = /(loss|error|mse|mae|rmse|perplexity)/.test(k) ? 'min' : /(acc|f1|precision|recall|auc|top\d)/.test(k) ? 'max' : null;
+  if (directions.size < 10_000) directions.set(key, d);
+  return d;
 }
 
 /** SQLite cannot store NaN (it becomes NULL), so NaN travels as (NULL, is_nan = 1). */

@@ -15,8 +15,8 @@ export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
 /** Which way is better for a metric: accuracies go up, losses go down, others (lr) have no best. */
 export type MetricDirection = 'max' | 'min' | null;
 
-/** One run as stored: what createRun returns and every other shape builds on. */
-export interface RunRecord {
+/** What every view of a run carries: identity, how it was trained, when. */
+export interface RunCore {
   id: string;
   name: string;
   experimentId: string;
@@ -27,15 +27,19 @@ export interface RunRecord {
   backend: string;
   seed: number;
   strategy: string;
-  appVersion: string;
   startedAt: number;
   endedAt: number | null;
+}
+
+/** One run as stored: what createRun returns and what the training service reads back. */
+export interface RunRecord extends RunCore {
+  appVersion: string;
   /** Last time the owning process wrote metrics: how fresh a running run is. */
   heartbeatAt: number | null;
   notes: string;
   /** Why the run failed or was interrupted. */
   error: string | null;
-  /** Last checkpoint written, for resume. */
+  /** Last checkpoint written, for resume, and the epoch it ends. */
   lastCheckpoint: string | null;
   lastCheckpointEpoch: number | null;
 }
@@ -55,6 +59,7 @@ export interface MetricSummary {
   count: number;
 }
 
+/** A row of a run list: the record plus tags and per-key final/best metrics. */
 export interface RunSummary extends RunRecord {
   tags: string[];
   /** Highest epoch with any metric, or null before the first one. */
@@ -170,6 +175,11 @@ export const runFilterSchema = z
     sort: z.string().min(1).optional(),
     /** Default: newest first; for a metric, its better end first. */
     order: z.enum(['asc', 'desc']).optional(),
+    /**
+     * Metric keys to summarise per run (the sort key is always included). Default: all.
+     * Long lists that show a few columns should name them: 10,000 runs x every key is slow.
+     */
+    metrics: z.array(z.string().min(1)).optional(),
     limit: z.number().int().min(1).max(100_000).default(1000),
     offset: z.number().int().min(0).default(0),
   })

@@ -91,7 +91,7 @@ test('finetune runs tag / note / export / delete change the log and announce it'
   const del = await cli(['delete', s.a], s);
   assert.match(del.out, /Deleted run .* and its folder/);
   assert.equal(fs.existsSync(folder), false);
-  assert.deepEqual(events.map((e) => e.event === 'runs:changed' && e.payload.change), ['tags', 'tags', 'notes', 'deleted']);
+  assert.deepEqual(events.filter((e) => e.event === 'runs:changed').map((e) => (e.payload as { change: string }).change), ['tags', 'tags', 'notes', 'deleted']);
   await assert.rejects(cli(['show', s.a], s), (e: AppError) => e.code === 'not_found');
   s.store.close();
 });

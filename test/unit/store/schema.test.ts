@@ -22,7 +22,7 @@ test('migrations are ordered from 1 and set user_version; WAL and foreign keys a
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all().map((r: any) => r.name);
   for (const t of ['artifacts', 'dataset_snapshots', 'evaluations', 'experiments', 'metrics', 'params', 'runs', 'tags']) assert.ok(tables.includes(t), t);
   const idx = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'metrics_run_key_step'").get() as { sql: string };
-  assert.match(idx.sql, /\(run_id, key, step\)/);
+  assert.match(idx.sql, /\(run_seq, key, step\)/);
   db.close();
   // Reopening does not re-run migrations (CREATE TABLE would throw).
   const again = openStore(file, { appVersion: '0.1.0-test' });

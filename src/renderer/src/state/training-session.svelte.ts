@@ -110,6 +110,8 @@ export class TrainingSession {
   }
 
   #queue(runId: string, change: Pending): void {
+    // Jobs without a run (LR finder, evaluation) report phases with an empty id: not a run.
+    if (!runId) return;
     const list = this.#pending.get(runId) ?? [];
     list.push(change);
     this.#pending.set(runId, list);

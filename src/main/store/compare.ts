@@ -6,11 +6,12 @@
 import type { Comparison, CurveComparison, MetricComparison, ParamComparison } from '../../shared/contract/runs';
 import type { Sql } from './sql';
 import { epochSeries, runSummaries } from './queries';
+import type { RunSummaryCache } from './run-cache';
 import { metricDirection } from './values';
 
 /** Compare runs given by exact, distinct ids (at least two), in that order. */
-export function compareRunIds(sql: Sql, ids: string[], all: boolean): Comparison {
-  const runs = runSummaries(sql, ids);
+export function compareRunIds(sql: Sql, cache: RunSummaryCache, ids: string[], all: boolean): Comparison {
+  const runs = runSummaries(sql, cache, ids);
 
   const paramValues = new Map<string, (string | null)[]>();
   const rows = sql.all<{ run_id: string; key: string; value: string }>(

@@ -7,6 +7,7 @@
 import type { RunsExport, RunSummary } from '../../shared/contract/runs';
 import type { Sql } from './sql';
 import { metricSeries, runDetail, runSummaries } from './queries';
+import type { RunSummaryCache } from './run-cache';
 
 function csvCell(v: unknown): string {
   if (v === null || v === undefined) return '';
@@ -45,8 +46,8 @@ function runColumns(r: RunSummary): Record<string, unknown> {
   };
 }
 
-function runsCsv(sql: Sql, ids: string[]): { text: string; rows: number } {
-  const runs = runSummaries(sql, ids);
+function runsCsv(sql: Sql, cache: RunSummaryCache, ids: string[]): { text: string; rows: number } {
+  const runs = runSummaries(sql, cache, ids);
   const params = new Map<string, Map<string, string>>();
   for (const id of ids) {
     params.set(id, new Map(sql.all<{ key: string; value: string }>('SELECT key, value FROM params WHERE run_id = ?', id).map((p) => [p.key, p.value])));
@@ -73,8 +74,8 @@ function runsCsv(sql: Sql, ids: string[]): { text: string; rows: number } {
   return { text: lines.join('\n') + '\n', rows: runs.length };
 }
 
-function metricsCsv(sql: Sql, ids: string[]): { text: string; rows: number } {
-  const runs = runSummaries(sql, ids);
+function metricsCsv(sql: Sql, cache: RunSummaryCache, ids: string[]): { text: string; rows: number } {
+  const runs = runSummaries(sql, cache, ids);
   const lines = [csvLine(['run_id', 'run_name', 'experiment', 'key', 'step', 'epoch', 'value', 'time'])];
   for (const r of runs) {
     const { series } = metricSeries(sql, r.id);
@@ -86,14 +87,14 @@ function metricsCsv(sql: Sql, ids: string[]): { text: string; rows: number } {
 }
 
 /** Export runs (exact ids) as CSV or JSON text. */
-export function exportRunIds(sql: Sql, ids: string[], format: 'csv' | 'json', table: 'metrics' | 'runs', file: string): RunsExport {
+export function exportRunIds(sql: Sql, cache: RunSummaryCache, ids: string[], format: 'csv' | 'json', table: 'metrics' | 'runs', file: string): RunsExport {
   if (format === 'csv') {
-    const { text, rows } = table === 'runs' ? runsCsv(sql, ids) : metricsCsv(sql, ids);
+    const { text, rows } = table === 'runs' ? runsCsv(sql, cache, ids) : metricsCsv(sql, cache, ids);
     return { format, table, text, runs: ids.length, rows };
   }
   let rows = 0;
   const runs = ids.map((id) => {
-    const d = runDetail(sql, id, file);
+    const d = runDetail(sql, cache, id, file);
     const { epochs, ...rest } = d;
     if (table === 'runs') {
       rows++;

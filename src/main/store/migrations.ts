@@ -61,6 +61,8 @@ CREATE TABLE runs (
   last_checkpoint_epoch INTEGER,
   -- Highest epoch with a metric, kept by the metric writer so lists need no aggregate.
   last_epoch INTEGER,
+  -- Revision of this row for the in-memory list cache (set by the triggers below).
+  rev INTEGER NOT NULL DEFAULT 0,
   owner_pid INTEGER,
   owner_boot TEXT,
   owner_started TEXT
@@ -68,6 +70,26 @@ CREATE TABLE runs (
 CREATE INDEX runs_experiment_started ON runs(experiment_id, started_at);
 CREATE INDEX runs_started ON runs(started_at);
 CREATE INDEX runs_status ON runs(status);
+CREATE INDEX runs_rev ON runs(rev);
+
+-- A counter that only goes up. Every change a run list shows (the run row, its tags; metric
+-- writes touch the row too) gives the run the next value, and deletes move it as well, so a
+-- reader (run-cache.ts) re-reads just the runs whose rev passed the one it saw. Enforced here
+-- so that no write path, in this process or another, can forget it.
+CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO revision (id, n) VALUES (1, 0);
+CREATE TRIGGER runs_rev_insert AFTER INSERT ON runs BEGIN
+  UPDATE revision SET n = n + 1 WHERE id = 1;
+  UPDATE runs SET rev = (SELECT n FROM revision WHERE id = 1) WHERE seq = NEW.seq;
+END;
+-- The WHEN stops the trigger's own rev update from firing it again.
+CREATE TRIGGER runs_rev_update AFTER UPDATE ON runs WHEN NEW.rev = OLD.rev BEGIN
+  UPDATE revision SET n = n + 1 WHERE id = 1;
+  UPDATE runs SET rev = (SELECT n FROM revision WHERE id = 1) WHERE seq = NEW.seq;
+END;
+CREATE TRIGGER runs_rev_delete AFTER DELETE ON runs BEGIN
+  UPDATE revision SET n = n + 1 WHERE id = 1;
+END;
 
 CREATE TABLE params (
   run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -125,6 +147,14 @@ CREATE TABLE tags (
   PRIMARY KEY (run_id, tag)
 ) WITHOUT ROWID;
 CREATE INDEX tags_tag ON tags(tag, run_id);
+CREATE TRIGGER tags_rev_insert AFTER INSERT ON tags BEGIN
+  UPDATE revision SET n = n + 1 WHERE id = 1;
+  UPDATE runs SET rev = (SELECT n FROM revision WHERE id = 1) WHERE id = NEW.run_id;
+END;
+CREATE TRIGGER tags_rev_delete AFTER DELETE ON tags BEGIN
+  UPDATE revision SET n = n + 1 WHERE id = 1;
+  UPDATE runs SET rev = (SELECT n FROM revision WHERE id = 1) WHERE id = OLD.run_id;
+END;
 
 CREATE TABLE artifacts (
   id INTEGER PRIMARY KEY,

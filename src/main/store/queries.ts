@@ -13,7 +13,8 @@ import type {
   RunSummary,
 } from '../../shared/contract/runs';
 import type { Row, Sql } from './sql';
-import { experimentNames, readRunRecord, RECORD_COLUMNS, SUMMARY_COLUMNS, toMetricSummary, toRunRecord, type RecordRaw, type SummaryRaw } from './records';
+import { readRunRecord } from './records';
+import { summariesBySeq, type RunSummaryCache } from './run-cache';
 import { decodeValue, metricDirection } from './values';
 
 const COLUMN_SORTS: Record<string, string> = {
@@ -35,46 +36,10 @@ export function findExperimentId(sql: Sql, nameOrId: string): string {
 }
 
 /**
- * Tags and metric summaries of many runs in two queries (keys passed as JSON arrays).
- * `metricKeys` limits which metrics are summarised (lists of thousands of runs stay fast).
- */
-function attachExtras(sql: Sql, rows: RecordRaw[], metricKeys?: string[]): RunSummary[] {
-  const byId = new Map<string, RunSummary>();
-  const bySeq = new Map<number, RunSummary>();
-  const experiments = experimentNames(sql);
-  const out = rows.map((r) => {
-    const rec = toRunRecord(r, experiments) as RunSummary;
-    rec.tags = [];
-    rec.lastEpoch = r[1];
-    rec.metrics = {};
-    byId.set(rec.id, rec);
-    bySeq.set(r[0], rec);
-    return rec;
-  });
-  for (const [runId, tag] of sql.rawAll<[string, string]>(
-    'SELECT run_id, tag FROM tags WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY tag',
-    JSON.stringify([...byId.keys()]),
-  )) {
-    byId.get(runId)!.tags.push(tag);
-  }
-  const seqs = JSON.stringify([...bySeq.keys()]);
-  const summaries = metricKeys
-    ? sql.rawAll<SummaryRaw>(
-        `SELECT ${SUMMARY_COLUMNS} FROM metric_summary WHERE run_seq IN (SELECT value FROM json_each(?))
-         AND key IN (SELECT value FROM json_each(?))`,
-        seqs,
-        JSON.stringify(metricKeys),
-      )
-    : sql.rawAll<SummaryRaw>(`SELECT ${SUMMARY_COLUMNS} FROM metric_summary WHERE run_seq IN (SELECT value FROM json_each(?))`, seqs);
-  for (const m of summaries) bySeq.get(m[0])!.metrics[m[1]] = toMetricSummary(m);
-  return out;
-}
-
-/**
  * Runs matching the filter. Sorting by a metric key uses its best value (its final value
  * when the key has no direction), better end first; runs without the metric come last.
  */
-export function listRuns(sql: Sql, filter: RunFilter = {}): RunSummary[] {
+export function listRuns(sql: Sql, cache: RunSummaryCache, filter: RunFilter = {}): RunSummary[] {
   const f = runFilterSchema.parse(filter);
   const where: string[] = [];
   const params: unknown[] = [];
@@ -102,20 +67,23 @@ export function listRuns(sql: Sql, filter: RunFilter = {}): RunSummary[] {
     const dir = f.order ?? (metricDirection(sort) === 'min' ? 'asc' : 'desc');
     order = `(COALESCE(s.best_value, s.final_value) IS NULL), COALESCE(s.best_value, s.final_value) ${dir}, r.started_at DESC`;
   }
-  const text = `SELECT ${RECORD_COLUMNS} FROM runs r ${join}
+  // SQL filters and orders (one implementation of the semantics); rows come from the cache.
+  const text = `SELECT r.seq FROM runs r ${join}
     ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${order} LIMIT ? OFFSET ?`;
-  const rows = sql.rawAll<RecordRaw>(text, ...params, f.limit, f.offset);
-  const keys = f.metrics && !COLUMN_SORTS[sort] && !f.metrics.includes(sort) ? [...f.metrics, sort] : f.metrics;
-  return rows.length ? attachExtras(sql, rows, keys) : [];
+  return sql.read(() => summariesBySeq(sql, cache, sql.pluckAll<number>(text, ...params, f.limit, f.offset)));
 }
 
-export function runSummaries(sql: Sql, ids: string[]): RunSummary[] {
-  const rows = sql.rawAll<RecordRaw>(
-    `SELECT ${RECORD_COLUMNS} FROM runs r WHERE r.id IN (SELECT value FROM json_each(?))`,
-    JSON.stringify(ids),
-  );
-  const byId = new Map(attachExtras(sql, rows).map((r) => [r.id, r]));
-  return ids.map((id) => byId.get(id)!).filter(Boolean);
+/** Summaries of these runs (exact ids), in this order. */
+export function runSummaries(sql: Sql, cache: RunSummaryCache, ids: string[]): RunSummary[] {
+  return sql.read(() => {
+    if (cache.warm) {
+      cache.sync(sql);
+      return cache.byIds(ids);
+    }
+    const seqs = sql.pluckAll<number>('SELECT seq FROM runs WHERE id IN (SELECT value FROM json_each(?))', JSON.stringify(ids));
+    const byId = new Map(summariesBySeq(sql, cache, seqs).map((r) => [r.id, r]));
+    return ids.map((id) => byId.get(id)).filter((r): r is RunSummary => !!r);
+  });
 }
 
 interface PointRow {
@@ -176,8 +144,8 @@ export function readArtifacts(sql: Sql, runId: string): Artifact[] {
 }
 
 /** Everything about one run (by exact id). */
-export function runDetail(sql: Sql, id: string, file: string): RunDetail {
-  const [summary] = runSummaries(sql, [id]);
+export function runDetail(sql: Sql, cache: RunSummaryCache, id: string, file: string): RunDetail {
+  const [summary] = runSummaries(sql, cache, [id]);
   if (!summary) readRunRecord(sql, id, file); // throws not_found
   const config = sql.get<{ config_json: string }>('SELECT config_json FROM runs WHERE id = ?', id)!;
   const params: Record<string, string> = {};

@@ -21,6 +21,22 @@ export class Sql {
     return s;
   }
 
+  /** The first column of every row. */
+  pluckAll<T>(text: string, ...params: unknown[]): T[] {
+    const key = `pluck:${text}`;
+    let s = this.statements.get(key);
+    if (!s) {
+      s = this.db.prepare(text).pluck(true);
+      this.statements.set(key, s);
+    }
+    return s.all(...params) as T[];
+  }
+
+  /** Run `fn` in one DEFERRED transaction: several reads see one consistent snapshot. */
+  read<T>(fn: () => T): T {
+    return this.db.inTransaction ? fn() : this.db.transaction(fn).deferred();
+  }
+
   /** Rows as arrays in column order: no per-row object with named keys, for big result sets. */
   rawAll<T extends unknown[]>(text: string, ...params: unknown[]): T[] {
     const key = `raw:${text}`;

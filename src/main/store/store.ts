@@ -18,6 +18,7 @@ import { readRunRecord, resolveRunId } from './records';
 import { appendMetrics, type MetricRow } from './metrics-writer';
 import { listExperiments, listRuns, metricSeries, readArtifacts, readSnapshot, runDetail } from './queries';
 import { compareRunIds } from './compare';
+import { RunSummaryCache } from './run-cache';
 import { exportRunIds } from './export';
 import * as life from './lifecycle';
 import { flattenConfig } from './values';
@@ -27,6 +28,7 @@ export type { CreateRunInput, ResumeOptions } from './lifecycle';
 
 export class Store {
   private sql: Sql;
+  private cache = new RunSummaryCache();
   private closed = false;
 
   constructor(
@@ -181,10 +183,10 @@ export class Store {
     return this.guard(() => readRunRecord(this.sql, this.resolve(ref), this.file));
   }
   listRuns(filter: RunFilter = {}): RunSummary[] {
-    return this.guard(() => listRuns(this.sql, filter));
+    return this.guard(() => listRuns(this.sql, this.cache, filter));
   }
   getRun(ref: string): RunDetail {
-    return this.guard(() => runDetail(this.sql, this.resolve(ref), this.file));
+    return this.guard(() => runDetail(this.sql, this.cache, this.resolve(ref), this.file));
   }
   getMetrics(ref: string, opts: { keys?: string[]; afterStep?: number } = {}): RunMetrics {
     return this.guard(() => metricSeries(this.sql, this.resolve(ref), opts));
@@ -194,12 +196,12 @@ export class Store {
     return this.guard(() => {
       const ids = this.resolveDistinct(refs);
       if (ids.length < 2) throw new AppError('bad_arguments', `Compare needs at least two different runs; got ${refs.length === 1 ? 'one' : 'the same run twice'}.`);
-      return compareRunIds(this.sql, ids, opts.all ?? false);
+      return compareRunIds(this.sql, this.cache, ids, opts.all ?? false);
     });
   }
   exportRuns(refs: string[], format: 'csv' | 'json', opts: { table?: 'metrics' | 'runs' } = {}): RunsExport {
     if (format !== 'csv' && format !== 'json') throw new AppError('bad_arguments', `Unknown export format "${format}". Expected one of: csv, json.`);
-    return this.guard(() => exportRunIds(this.sql, this.resolveDistinct(refs), format, opts.table ?? 'metrics', this.file));
+    return this.guard(() => exportRunIds(this.sql, this.cache, this.resolveDistinct(refs), format, opts.table ?? 'metrics', this.file));
   }
   private resolveDistinct(refs: string[]): string[] {
     return [...new Set(refs.map((r) => this.resolve(r)))];

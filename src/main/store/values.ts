@@ -38,8 +38,9 @@ export interface SummaryState {
 }
 
 /**
- * Fold one value into a key's summary. Final is the value at the highest step (a later write
- * of the same step wins, as after a resume); best ignores NaN.
+ * Fold one value into a key's summary, in place (this runs once per metric row). Final is
+ * the value at the highest step (a later write of the same step wins, as after a resume);
+ * best ignores NaN.
  */
 export function foldSummary(
   s: SummaryState | null,
@@ -48,24 +49,23 @@ export function foldSummary(
   epoch: number,
   value: number,
 ): SummaryState {
-  const next: SummaryState = s
-    ? { ...s, count: s.count + 1 }
-    : { finalValue: value, finalStep: step, finalEpoch: epoch, bestValue: null, bestStep: null, bestEpoch: null, count: 1 };
-  if (s && step >= s.finalStep) {
-    next.finalValue = value;
-    next.finalStep = step;
-    next.finalEpoch = epoch;
+  if (!s) {
+    s = { finalValue: value, finalStep: step, finalEpoch: epoch, bestValue: null, bestStep: null, bestEpoch: null, count: 0 };
+  } else if (step >= s.finalStep) {
+    s.finalValue = value;
+    s.finalStep = step;
+    s.finalEpoch = epoch;
   }
-  if (direction && !Number.isNaN(value)) {
-    const better =
-      next.bestValue === null || (direction === 'max' ? value > next.bestValue : value < next.bestValue);
-    if (better) {
-      next.bestValue = value;
-      next.bestStep = step;
-      next.bestEpoch = epoch;
+  s.count++;
+  if (direction && value === value) {
+    const b = s.bestValue;
+    if (b === null || (direction === 'max' ? value > b : value < b)) {
+      s.bestValue = value;
+      s.bestStep = step;
+      s.bestEpoch = epoch;
     }
   }
-  return next;
+  return s;
 }
 
 /**

@@ -175,11 +175,6 @@ export const runFilterSchema = z
     sort: z.string().min(1).optional(),
     /** Default: newest first; for a metric, its better end first. */
     order: z.enum(['asc', 'desc']).optional(),
-    /**
-     * Metric keys to summarise per run (the sort key is always included). Default: all.
-     * Long lists that show a few columns should name them: 10,000 runs x every key is slow.
-     */
-    metrics: z.array(z.string().min(1)).optional(),
     limit: z.number().int().min(1).max(100_000).default(1000),
     offset: z.number().int().min(0).default(0),
   })

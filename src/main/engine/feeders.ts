@@ -2,7 +2,8 @@
  * Decides where a run's batches come from: straight from the images, or from the feature
  * cache at the boundary of the earliest group the plan will ever unfreeze (issue 9 item 3).
  * The cached and uncached paths see the same images in the same order; with augmentation
- * the cache holds K augmented views and each epoch samples one per image.
+ * the cache holds K augmented views (at most one per epoch) and each epoch samples one per
+ * image, every image cycling through its views from its own random offset.
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
@@ -75,7 +76,8 @@ export async function prepareFeeders(o: PrepareFeedersOptions): Promise<Feeders>
     };
   }
   const started = performance.now();
-  const tv = trainViews(config.augment, config.featureCache.views);
+  // Each image walks through its views from its own offset, so no view is computed that the run never samples.
+  const tv = trainViews(config.augment, Math.min(config.featureCache.views, config.epochs));
   const vv = evalViews(config.tta);
   const budget = config.featureCache.memoryMB * 1024 * 1024;
   const stores: FeatureStore[] = [];
@@ -101,7 +103,7 @@ export async function prepareFeeders(o: PrepareFeedersOptions): Promise<Feeders>
     const valStore = o.val ? await build('val', o.val, vv, Math.max(0, budget - trainStore.bytes)) : trainStore;
     const K = tv.length;
     const seed = config.seed;
-    const pick = (epoch: number, index: number) => (K === 1 ? 0 : hash32(hash32(seed ^ 0x51ce) ^ hash32(epoch * 1_000_003 + index)) % K);
+    const pick = (epoch: number, index: number) => (K === 1 ? 0 : (hash32(hash32(seed ^ 0x51ce) ^ hash32(index + 1)) + epoch) % K);
     return {
       train: cachedFeeder(trainStore, o.train.length, pick),
       val: cachedFeeder(valStore, valStore.length, () => 0),

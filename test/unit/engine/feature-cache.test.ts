@@ -84,7 +84,9 @@ test('with augmentation, K views are cached and each epoch samples one view per 
   ref.dispose();
   store.dispose();
   net.dispose();
-  const r = await run({ ...BASE, augment: true, featureCache: { views: 3 } });
+  const r = await run({ ...BASE, epochs: 4, augment: true, featureCache: { views: 3 } });
   assert.equal(r.r.featureCache.views, 3);
   assert.equal(r.loads, 3, 'one caching batch per view, then no more decoding');
+  const short = await run({ ...BASE, epochs: 2, augment: true, featureCache: { views: 3 } });
+  assert.equal(short.r.featureCache.views, 2, 'never more views than epochs');
 });

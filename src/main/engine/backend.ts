@@ -6,10 +6,12 @@
  */
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendReport } from '../../shared/contract';
 import { registerTrainingKernels } from './kernels/index';
+import { initWasmWithThreads, type WasmInitResult } from './kernels/wasm-threads';
 
 const nodeRequire = createRequire(import.meta.url);
 
@@ -63,12 +65,17 @@ export function wasmDistDir(): string {
   return path.dirname(main) + path.sep;
 }
 
-async function tryWasm(): Promise<number> {
+/** XNNPACK threads to ask for: the option, else FINETUNE_THREADS, else every core (at most 8). */
+export function wantedThreads(requested?: number): number {
+  const fromEnv = Number(process.env.FINETUNE_THREADS);
+  const n = requested && requested > 0 ? requested : Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : os.cpus().length;
+  return Math.max(1, Math.min(8, Math.floor(n)));
+}
+
+async function tryWasm(threads: number): Promise<WasmInitResult> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   wasm.setWasmPaths(wasmDistDir());
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
-  await tf.ready();
-  return wasm.getThreadsCount?.() ?? 1;
+  return initWasmWithThreads(wasm, wasmDistDir(), threads);
 }
 
 /**
@@ -95,7 +102,10 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
         await tryNode('@tensorflow/tfjs-node');
         current = { name, package: '@tensorflow/tfjs-node', threads: 0, skipped };
       } else if (name === 'wasm') {
-        const threads = await tryWasm();
+        const wanted = wantedThreads(options.threads);
+        const { threads, fallbackReason } = await tryWasm(wanted);
+        // A thread count below the wanted one is a faster option not taken: report why.
+        if (fallbackReason) skipped.push({ name: `wasm with ${wanted} threads`, reason: fallbackReason });
         current = { name, package: '@tensorflow/tfjs-backend-wasm', threads, skipped };
       } else {
         await import('@tensorflow/tfjs-backend-cpu');

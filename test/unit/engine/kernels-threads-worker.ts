@@ -1,0 +1,19 @@
+/** Worker side of kernels-threads.test.ts: initialise the backend and report what happened. */
+import os from 'node:os';
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../../src/main/engine/backend';
+
+const realCpus = os.cpus().length;
+const createObjectURL = URL.createObjectURL;
+const OriginalBlob = globalThis.Blob;
+try {
+  const report = await initBackend({ prefer: 'wasm' });
+  const restored = os.cpus().length === realCpus && URL.createObjectURL === createObjectURL && globalThis.Blob === OriginalBlob && tf.env().get('WASM_HAS_MULTITHREAD_SUPPORT') === false;
+  // Big enough to use the pool: an all-ones 256x256 squared is 256 everywhere.
+  const a = tf.ones([256, 256]);
+  const product = tf.matMul(a, a).dataSync()[1000];
+  parentPort!.postMessage({ report, restored, product });
+} catch (err) {
+  parentPort!.postMessage({ error: String((err as Error).stack ?? err) });
+}

@@ -20,7 +20,7 @@ import { chunks, type ImageSource } from './data';
 import { TrainController } from './controller';
 import { chooseMicroBatch, isOutOfMemory, outOfMemoryError } from './memory';
 import { checkpointExists, dataToTensors, loadCheckpoint, saveCheckpoint, tensorsToData } from './checkpoint';
-import { prepareFeeders, type CacheReport } from './feeders';
+import { prepareFeeders, type CacheReport, type Feeders } from './feeders';
 import {
   BestEpoch,
   CheckpointCallback,
@@ -113,13 +113,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (trainSrc.length === 0 || valSrc.length === 0) throw new AppError('invalid-data', `Need images in both splits; got ${trainSrc.length} training and ${valSrc.length} validation images.`);
   const controller = o.controller ?? new TrainController();
   const emit = (e: TrainEvent) => o.onEvent?.(e);
+  if (resumed && resumed.meta.classNames.join('\u0000') !== trainSrc.classNames.join('\u0000')) {
+    throw new AppError('invalid-data', `The checkpoint was trained on classes (${resumed.meta.classNames.join(', ')}) but the data has (${trainSrc.classNames.join(', ')}). Resume with the run's own dataset snapshot.`);
+  }
   const plan = planGroups(config, net.groups.map((g) => g.name));
+  const classWeights = resolveClassWeights(config.loss.classWeights, trainSrc.labels, trainSrc.numClasses, trainSrc.classNames);
   const head = new Head(config.head, net.outputShape, trainSrc.numClasses, hash32(config.seed ^ 0x4ead));
   const optimizer = new GroupedOptimizer(config.optimizer);
   const runner = new StepRunner(net, head, optimizer, plan, {
     trainBatchNormStats: config.trainBatchNormStats,
     weightDecay: config.optimizer.weightDecay,
-    loss: { labelSmoothing: config.loss.labelSmoothing, classWeights: resolveClassWeights(config.loss.classWeights, trainSrc.labels, trainSrc.numClasses, trainSrc.classNames) },
+    loss: { labelSmoothing: config.loss.labelSmoothing, classWeights },
   });
   const restore = (w: WeightsSnapshot) => {
     const nt = dataToTensors(w.net);
@@ -130,13 +134,19 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     tf.dispose([...ht.values()]);
   };
   const pos: Position = resumed?.meta.position ?? { epoch: 0, batch: 0, globalStep: 0, lrScale: 1, epochLoss: 0, epochCorrect: 0, epochSeen: 0, epochSeconds: 0 };
-  if (resumed) restore(resumed);
-  // At an epoch boundary the unfreeze callback applies that epoch's stage itself.
-  runner.setTrainable(trainableAfter(plan, pos.batch > 0 ? pos.epoch : pos.epoch - 1));
-  if (resumed?.optimizer) optimizer.setState(resumed.optimizer);
-
   const micro = chooseMicroBatch(net, plan.earliestTrainable, config.batchSize, config.microBatch);
-  const feeders = await prepareFeeders({ net, config, plan, train: trainSrc, val: valSrc, cacheDir: o.cacheDir, cacheKey: o.cacheKey, signal: o.signal, emit });
+  let feeders: Feeders;
+  try {
+    if (resumed) restore(resumed);
+    // At an epoch boundary the unfreeze callback applies that epoch's stage itself.
+    runner.setTrainable(trainableAfter(plan, pos.batch > 0 ? pos.epoch : pos.epoch - 1));
+    if (resumed?.optimizer) optimizer.setState(resumed.optimizer);
+    feeders = await prepareFeeders({ net, config, plan, train: trainSrc, val: valSrc, cacheDir: o.cacheDir, cacheKey: o.cacheKey, signal: o.signal, emit });
+  } catch (err) {
+    head.dispose();
+    optimizer.dispose();
+    throw err;
+  }
   const batchesPerEpoch = Math.ceil(trainSrc.length / config.batchSize);
   let stopped = false;
 

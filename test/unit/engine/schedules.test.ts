@@ -130,3 +130,23 @@ test('unknown schedule names throw AppError listing the accepted values', () => 
   );
   assert.throws(() => buildSchedule({ ...scheduleSchema.parse({}), name: 'bogus' as never }, { epochs: 1, stepsPerEpoch: 1 }), /Expected one of/);
 });
+
+test('reduce-on-plateau scales the lr by factor after patience epochs without improvement', async () => {
+  const { ReduceOnPlateau } = await import('../../../src/main/engine/callbacks');
+  const { plateauSchema } = await import('../../../src/main/engine/config');
+  const cb = new ReduceOnPlateau(plateauSchema.parse({ enabled: true, monitor: 'val_loss', factor: 0.5, patience: 1, minDelta: 0.01, minMult: 0.2 }));
+  const events: unknown[] = [];
+  const s = { lrScale: 1, history: [] as { epoch: number; val_loss: number }[], emit: (e: unknown) => events.push(e) };
+  const scales: number[] = [];
+  [1.0, 0.8, 0.795, 0.79, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75].forEach((v, i) => {
+    s.history.push({ epoch: i + 1, val_loss: v });
+    cb.afterEpoch(s as never);
+    scales.push(s.lrScale);
+  });
+  // 0.795 and 0.79 are within min_delta of 0.8: the second one reduces; 0.7 improves; then two reductions down to the floor.
+  assert.deepEqual(scales, [1, 1, 1, 0.5, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2]);
+  assert.deepEqual(events.map((e) => (e as { epoch: number }).epoch), [4, 7, 9]);
+  const restored = new ReduceOnPlateau(plateauSchema.parse({ enabled: true }));
+  restored.setState(JSON.parse(JSON.stringify(cb.getState())));
+  assert.deepEqual(restored.getState(), cb.getState());
+});

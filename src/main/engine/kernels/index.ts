@@ -4,6 +4,7 @@
  * ones. Idempotent; call once after the backend initialised (initBackend does).
  */
 import * as tf from '@tensorflow/tfjs';
+import { registerActGradKernel } from './act-grad';
 import { conv2DBackpropFilter, conv2DBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './conv-grads';
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -32,6 +33,7 @@ export function registerTrainingKernels(): string[] {
       tf.registerKernel({ kernelName, backendName, kernelFunc });
     }
   }
+  registerActGradKernel();
   registered = true;
   return KERNELS.map(([n]) => n);
 }

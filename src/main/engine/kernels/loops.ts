@@ -19,6 +19,7 @@ export function depthwiseFilterGrad(x: Float32Array, dy: Float32Array, info: Con
   const pl = info.padInfo.left;
   const M = info.outChannels / C;
   const CM = C * M;
+  if (M === 1 && sw === 1) return depthwiseFilterGradRows(x, dy, info, out);
   const acc = new Float64Array(KH * KW * CM);
   for (let n = 0; n < N; n++) {
     for (let ho = 0; ho < Ho; ho++) {
@@ -48,6 +49,44 @@ export function depthwiseFilterGrad(x: Float32Array, dy: Float32Array, info: Con
     }
   }
   for (let k = 0; k < acc.length; k++) out[k] = acc[k];
+}
+
+/**
+ * Stride 1 along width, multiplier 1: for a tap (i, j) and an output row, the x and dy
+ * elements involved are two contiguous runs of up to Wo*C floats, so the inner loop is a
+ * plain multiply-add over them into a per-tap row accumulator, reduced over wo at the end.
+ */
+function depthwiseFilterGradRows(x: Float32Array, dy: Float32Array, info: ConvInfo, out: Float32Array): void {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: KH, filterWidth: KW } = info;
+  const { strideHeight: sh, dilationHeight: dh, dilationWidth: dw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const row = Wo * C;
+  const tmp = new Float64Array(KH * KW * row);
+  for (let n = 0; n < N; n++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      const y0 = (n * Ho + ho) * row;
+      for (let i = 0; i < KH; i++) {
+        const hi = ho * sh - pt + i * dh;
+        if (hi < 0 || hi >= H) continue;
+        for (let j = 0; j < KW; j++) {
+          const shift = j * dw - pl; // wi = wo + shift
+          const lo = Math.max(0, -shift) * C;
+          const hiK = Math.min(Wo, W - shift) * C;
+          const t0 = (i * KW + j) * row;
+          const x0 = ((n * H + hi) * W + shift) * C;
+          for (let k = lo; k < hiK; k++) tmp[t0 + k] += x[x0 + k] * dy[y0 + k];
+        }
+      }
+    }
+  }
+  for (let tap = 0; tap < KH * KW; tap++) {
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let wo = 0; wo < Wo; wo++) s += tmp[tap * row + wo * C + c];
+      out[tap * C + c] = s;
+    }
+  }
 }
 
 /** Depthwise input gradient: scatter dy through the filter taps into dx (zeroed here). */

@@ -1,0 +1,46 @@
+/**
+ * One pass over dy and the unit's output y for the backward of act(conv + bias): the
+ * activation mask applied to dy (ReLU6: 0 < y < 6, ReLU: y > 0) and the bias gradient
+ * (its per-channel sum). tfjs composes the same from four to six kernels per unit.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { BackendIO, type TensorInfo } from './backend-io';
+
+export const ACT_GRAD_KERNEL = 'FinetuneActGradBias';
+
+export type FusableAct = 'linear' | 'relu' | 'relu6';
+
+/** dz = dy * act'(y) (written into dz) and the per-channel sums of dz (into db). */
+export function actGradBias(dy: Float32Array, y: Float32Array, channels: number, act: FusableAct, dz: Float32Array, db: Float32Array): void {
+  const n = dy.length;
+  // Branch-free masks: half the activations sit at 0, so a branch would mispredict constantly.
+  if (act === 'linear') dz.set(dy);
+  else if (act === 'relu') for (let i = 0; i < n; i++) dz[i] = dy[i] * +(y[i] > 0);
+  else for (let i = 0; i < n; i++) { const v = y[i]; dz[i] = dy[i] * +(v > 0 && v < 6); }
+  const sums = new Float64Array(channels);
+  for (let i = 0; i < n; i += channels) for (let c = 0; c < channels; c++) sums[c] += dz[i + c];
+  for (let c = 0; c < channels; c++) db[c] = sums[c];
+}
+
+function kernelFunc(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: tf.KernelBackend; attrs: { activation: FusableAct } }): TensorInfo[] {
+  const { dy, y } = args.inputs;
+  const b = new BackendIO(args.backend, 'typedArrayFromHeap' in args.backend ? 'wasm' : 'cpu');
+  const channels = dy.shape[dy.shape.length - 1];
+  const dz = b.alloc([...dy.shape]);
+  const db = b.alloc([channels]);
+  actGradBias(b.view(dy), b.view(y), channels, args.attrs.activation, b.view(dz), b.view(db));
+  return [dz, db];
+}
+
+/** Register the kernel for wasm and cpu (idempotent). */
+export function registerActGradKernel(): void {
+  for (const backendName of ['wasm', 'cpu']) {
+    if (tf.getKernel(ACT_GRAD_KERNEL, backendName)) continue;
+    tf.registerKernel({ kernelName: ACT_GRAD_KERNEL, backendName, kernelFunc: kernelFunc as unknown as tf.KernelConfig['kernelFunc'] });
+  }
+}
+
+/** Run the kernel: [dz, dbias]. */
+export function runActGradBias(dy: tf.Tensor, y: tf.Tensor, activation: FusableAct): [tf.Tensor, tf.Tensor1D] {
+  return tf.engine().runKernel(ACT_GRAD_KERNEL, { dy, y }, { activation } as never) as unknown as [tf.Tensor, tf.Tensor1D];
+}

@@ -1,0 +1,87 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../../src/main/engine/backend';
+import type { ConvPart } from '../../../src/main/engine/net/compile';
+import { loadBackbone, type KerasBackbone } from '../../../src/main/engine/net/index';
+import { convBnAct } from '../../../src/main/engine/kernels/fused-unit';
+import { hymenopteraBatch, MOBILENET_V2, PRE } from './net-helpers';
+
+before(async () => {
+  await initBackend();
+});
+
+function assertClose(a: tf.Tensor, b: tf.Tensor, label: string, rel = 1e-4): void {
+  assert.deepEqual(a.shape, b.shape, `${label}: shape`);
+  const x = a.dataSync();
+  const y = b.dataSync();
+  let scale = 1e-6;
+  for (const v of y) scale = Math.max(scale, Math.abs(v));
+  for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - y[i]) <= rel * scale, `${label}: element ${i} is ${x[i]}, expected ${y[i]} (scale ${scale})`);
+}
+
+const UNITS: { depthwise: boolean; x: [number, number, number, number]; k: number; cout: number; strides: [number, number]; pad: ConvPart['pad']; act: 'relu6' | 'relu' | 'linear' }[] = [
+  { depthwise: true, x: [2, 9, 9, 6], k: 3, cout: 6, strides: [1, 1], pad: 'same', act: 'relu6' },
+  { depthwise: true, x: [2, 10, 10, 5], k: 3, cout: 5, strides: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]], act: 'relu6' },
+  { depthwise: false, x: [3, 6, 6, 7], k: 1, cout: 11, strides: [1, 1], pad: 'same', act: 'relu6' },
+  { depthwise: false, x: [2, 9, 9, 3], k: 3, cout: 4, strides: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]], act: 'relu' },
+  { depthwise: false, x: [2, 5, 5, 8], k: 1, cout: 3, strides: [1, 1], pad: 'valid', act: 'linear' },
+];
+
+for (const u of UNITS) {
+  test(`fused ${u.depthwise ? 'depthwise' : 'conv'} ${u.k}x${u.k}/${u.strides[0]} + ${u.act}: value and gradients match the unfused ops`, () => {
+    const c: ConvPart = { layer: 'u', depthwise: u.depthwise, strides: u.strides, pad: u.pad, dilations: [1, 1], kernel: 'u/k', kernelShape: [] };
+    const fShape: [number, number, number, number] = u.depthwise ? [u.k, u.k, u.x[3], 1] : [u.k, u.k, u.x[3], u.cout];
+    // Scaled so that a good share of pre-activations lands on each side of 0 and 6.
+    const xv = tf.variable(tf.randomNormal(u.x, 0, 3, 'float32', 1));
+    const fv = tf.variable(tf.randomNormal(fShape, 0, 1, 'float32', 2));
+    const bv = tf.variable(tf.randomNormal([u.cout], 1, 2, 'float32', 3));
+    const info = tf.backend_util.computeConv2DInfo(u.x, fShape, u.strides, 1, u.pad as 'same', undefined, u.depthwise);
+    const r = tf.randomNormal(info.outShape, 0, 1, 'float32', 4);
+    const unfused = () => {
+      const args = { x: tf.mul(xv, 1) as tf.Tensor4D, filter: fv as tf.Tensor4D, strides: u.strides, pad: u.pad as 'same', bias: bv };
+      let y: tf.Tensor = u.depthwise ? tf.add(tf.depthwiseConv2d(args.x, args.filter, u.strides, args.pad), bv) : tf.add(tf.conv2d(args.x, args.filter, u.strides, args.pad), bv);
+      y = u.act === 'relu6' ? tf.relu6(y) : u.act === 'relu' ? tf.relu(y) : y;
+      return tf.sum(tf.mul(y, r)) as tf.Scalar;
+    };
+    const fused = () => tf.sum(tf.mul(convBnAct(tf.mul(xv, 1) as tf.Tensor4D, fv as tf.Tensor4D, bv as tf.Tensor1D, c, u.act), r)) as tf.Scalar;
+    const a = tf.variableGrads(fused, [xv, fv, bv]);
+    const b = tf.variableGrads(unfused, [xv, fv, bv]);
+    assertClose(a.value, b.value, 'value');
+    for (const v of [xv, fv, bv]) assertClose(a.grads[v.name], b.grads[v.name], `grad of ${v.name}`);
+    // A constant input (cached features) gets no input gradient, the others are unchanged.
+    const xc = tf.randomNormal(u.x, 0, 3, 'float32', 5) as tf.Tensor4D;
+    const leaf = tf.variableGrads(() => tf.sum(tf.mul(convBnAct(xc, fv as tf.Tensor4D, bv as tf.Tensor1D, c, u.act), r)) as tf.Scalar, [fv, bv]);
+    const ref = tf.variableGrads(() => {
+      const y = u.depthwise ? tf.depthwiseConv2d(xc, fv as tf.Tensor4D, u.strides, u.pad as 'same') : tf.conv2d(xc, fv as tf.Tensor4D, u.strides, u.pad as 'same');
+      const z = tf.add(y, bv);
+      return tf.sum(tf.mul(u.act === 'relu6' ? tf.relu6(z) : u.act === 'relu' ? tf.relu(z) : z, r)) as tf.Scalar;
+    }, [fv, bv]);
+    for (const v of [fv, bv]) assertClose(leaf.grads[v.name], ref.grads[v.name], `leaf grad of ${v.name}`);
+    tf.dispose([xv, fv, bv, r, xc, a.value, b.value, leaf.value, ref.value, ...Object.values(a.grads), ...Object.values(b.grads), ...Object.values(leaf.grads), ...Object.values(ref.grads)]);
+  });
+}
+
+test('a suffix training step (last 3 blocks + top of MobileNetV2) has the same gradients fused and unfused, in hundreds of kernels', async () => {
+  const net = (await loadBackbone(MOBILENET_V2, { id: 'v2', preprocessing: PRE })) as KerasBackbone;
+  const from = net.groups.length - 4;
+  net.setTrainable(new Set([from, from + 1, from + 2, from + 3]));
+  const images = await hymenopteraBatch(4);
+  const features = net.forwardFrozen(images, { to: from });
+  const vars = net.groups.flatMap((_, i) => net.groupVariables(i));
+  const target = tf.randomNormal([4, ...net.outputShape], 0, 1, 'float32', 9);
+  const loss = () => tf.mean(tf.square(tf.sub(net.forwardTrainable(features, { from, training: true }), target))) as tf.Scalar;
+  net.setFusedUnits(false);
+  const ref = tf.variableGrads(loss, vars);
+  net.setFusedUnits(true);
+  const ours = tf.variableGrads(loss, vars);
+  assertClose(ours.value, ref.value, 'loss');
+  for (const v of vars) assertClose(ours.grads[v.name], ref.grads[v.name], `grad of ${v.name}`, 2e-4);
+  const profile = await tf.profile(() => {
+    const { value, grads } = tf.variableGrads(loss, vars);
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  assert.ok(profile.kernels.length < 600, `${profile.kernels.length} kernels per step`);
+  tf.dispose([images, features, target, ref.value, ours.value, ...Object.values(ref.grads), ...Object.values(ours.grads)]);
+  net.dispose();
+});

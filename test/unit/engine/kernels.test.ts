@@ -93,6 +93,15 @@ for (const depthwise of [false, true]) {
   test(`${filterKernel} and ${inputKernel} match the cpu backend's kernels on random shapes`, async () => {
     // tfjs' Conv2D gradients take no dilations, so regular convs are tested without them.
     const list = cases(depthwise, 24, depthwise ? 7 : 11).map((c) => (depthwise ? c : { ...c, dilations: [1, 1] as [number, number] }));
+    // Channel counts divisible by 4 take the wasm SIMD paths: cover strides, paddings, dilations there too.
+    if (depthwise) {
+      list.push(
+        { x: [2, 9, 9, 8], filter: [3, 3, 8, 1], strides: [1, 1], dilations: [1, 1], pad: 'same' },
+        { x: [2, 10, 11, 12], filter: [3, 3, 12, 1], strides: [2, 2], dilations: [1, 1], pad: [[0, 0], [0, 1], [0, 1], [0, 0]] },
+        { x: [1, 9, 8, 4], filter: [3, 2, 4, 1], strides: [1, 1], dilations: [2, 2], pad: 'valid' },
+        { x: [3, 7, 7, 16], filter: [5, 5, 16, 1], strides: [2, 1], dilations: [1, 1], pad: 'same' },
+      );
+    }
     for (const c of list) {
       const info = tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, c.dilations, c.pad as 'same', undefined, depthwise);
       const x = tf.randomNormal(c.x, 0, 1, 'float32', 1);

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
+import { heapOffset, simdFor } from './simd';
 
 export const ACT_GRAD_KERNEL = 'FinetuneActGradBias';
 
@@ -22,13 +23,36 @@ export function actGradBias(dy: Float32Array, y: Float32Array, channels: number,
   for (let c = 0; c < channels; c++) db[c] = sums[c];
 }
 
+const BOUNDS: Record<FusableAct, [number, number]> = { linear: [-Infinity, Infinity], relu: [0, Infinity], relu6: [0, 6] };
+/** Rows summed in float32 before flushing into the float64 totals (keeps the sums accurate). */
+const BLOCK_ROWS = 128;
+
 function kernelFunc(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: tf.KernelBackend; attrs: { activation: FusableAct } }): TensorInfo[] {
   const { dy, y } = args.inputs;
   const b = new BackendIO(args.backend, 'typedArrayFromHeap' in args.backend ? 'wasm' : 'cpu');
   const channels = dy.shape[dy.shape.length - 1];
   const dz = b.alloc([...dy.shape]);
   const db = b.alloc([channels]);
-  actGradBias(b.view(dy), b.view(y), channels, args.attrs.activation, b.view(dz), b.view(db));
+  const simd = b.kind === 'wasm' && channels % 4 === 0 ? simdFor(args.backend) : null;
+  if (!simd) {
+    actGradBias(b.view(dy), b.view(y), channels, args.attrs.activation, b.view(dz), b.view(db));
+    return [dz, db];
+  }
+  const block = b.alloc([channels]);
+  const [lo, hi] = BOUNDS[args.attrs.activation];
+  const rows = dy.shape.reduce((a, d) => a * d, 1) / channels;
+  const rowBytes = channels * 4;
+  const at = (t: TensorInfo) => heapOffset(args.backend, t);
+  const totals = new Float64Array(channels);
+  for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
+    const n = Math.min(BLOCK_ROWS, rows - r0);
+    b.view(block).fill(0);
+    simd.actMaskSum(at(dy) + r0 * rowBytes, at(y) + r0 * rowBytes, at(dz) + r0 * rowBytes, n, channels / 4, lo, hi, at(block));
+    const partial = b.view(block);
+    for (let c = 0; c < channels; c++) totals[c] += partial[c];
+  }
+  b.view(db).set(totals);
+  b.dispose(block);
   return [dz, db];
 }
 

@@ -7,6 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
+import { depthwiseFilterGradSimd } from './depthwise-simd';
+import { simdFor } from './simd';
 import { col2imAdd, depthwiseFilterGrad, depthwiseInputGrad, im2colT, type ConvInfo } from './loops';
 
 /** Max floats in one im2col buffer (32 MB). */
@@ -137,7 +139,9 @@ export function depthwiseBackpropFilter(args: { inputs: { x: TensorInfo; dy: Ten
   const info = convInfo(x.shape, args.attrs.filterShape, args.attrs, true, 'DepthwiseConv2dNativeBackpropFilter');
   const b = io(args.backend);
   const out = b.alloc([...args.attrs.filterShape]);
-  depthwiseFilterGrad(b.view(x), b.view(dy), info, b.view(out));
+  const simd = b.kind === 'wasm' && info.outChannels === info.inChannels && info.inChannels % 4 === 0 ? simdFor(args.backend) : null;
+  if (simd) depthwiseFilterGradSimd(b, args.backend, simd, x, dy, info, out);
+  else depthwiseFilterGrad(b.view(x), b.view(dy), info, b.view(out));
   return out;
 }
 

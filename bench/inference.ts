@@ -1,0 +1,101 @@
+/**
+ * Inference speed of the backbone at 224 px on real hymenoptera photos: our folded executor
+ * (forwardFrozen) against tf.layers' predict, with 1 and 2 wasm threads (one child process
+ * per thread count, since threads are fixed when the backend starts). Writes
+ * bench/results/inference.json with the machine's load.
+ *
+ * Run: node --import tsx bench/inference.ts [--images 96] [--batch 32] [--rounds 2]
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/main/engine/backend';
+import { fileIOHandler, loadBackbone } from '../src/main/engine/net/index';
+import { MINUS_ONE_TO_ONE } from '../src/shared/preprocessing';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const shared = path.resolve(root, '../shared');
+const MODEL = path.join(shared, 'models/teachable-machine-models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top/model.json');
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Centre-cropped 224 px photos scaled to [-1, 1], in batches. */
+async function photoBatches(count: number, batch: number): Promise<tf.Tensor4D[]> {
+  const dir = path.join(shared, 'datasets/hymenoptera/val');
+  const files = ['ants', 'bees'].flatMap((c) => fs.readdirSync(path.join(dir, c)).filter((f) => f.endsWith('.jpg')).map((f) => path.join(dir, c, f))).sort().slice(0, count);
+  const out: tf.Tensor4D[] = [];
+  for (let b = 0; b < files.length; b += batch) {
+    const chunk = files.slice(b, b + batch);
+    const data = new Float32Array(chunk.length * 224 * 224 * 3);
+    for (let i = 0; i < chunk.length; i++) {
+      const raw = await sharp(chunk[i]).resize(224, 224, { fit: 'cover' }).removeAlpha().raw().toBuffer();
+      for (let j = 0; j < raw.length; j++) data[i * raw.length + j] = raw[j] / 127.5 - 1;
+    }
+    out.push(tf.tensor4d(data, [chunk.length, 224, 224, 3]));
+  }
+  return out;
+}
+
+/** Images per second over `rounds` passes through all batches, after one warm-up batch. */
+function throughput(batches: tf.Tensor4D[], rounds: number, run: (x: tf.Tensor4D) => tf.Tensor): number {
+  run(batches[0]).dispose();
+  let images = 0;
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    for (const x of batches) {
+      const y = run(x);
+      y.dataSync();
+      y.dispose();
+      images += x.shape[0];
+    }
+  }
+  return images / ((performance.now() - t0) / 1000);
+}
+
+async function child(): Promise<void> {
+  const backend = await initBackend();
+  const batches = await photoBatches(arg('images', 96), arg('batch', 32));
+  const net = await loadBackbone(MODEL, { id: 'mobilenet_v2_0.35_224', preprocessing: { size: 224, cropFraction: 0.875, trainCrop: 'random-resized-crop', scaling: MINUS_ONE_TO_ONE, channels: 3 } });
+  const model = await tf.loadLayersModel(fileIOHandler(MODEL));
+  const rounds = arg('rounds', 2);
+  const folded = throughput(batches, rounds, (x) => net.forwardFrozen(x));
+  const layers = throughput(batches, rounds, (x) => model.predict(x) as tf.Tensor);
+  process.stdout.write(`${JSON.stringify({ backend: backend.name, threads: backend.threads, skipped: backend.skipped.filter((s) => s.name.startsWith('wasm')), forwardFrozenImagesPerS: round(folded), layersPredictImagesPerS: round(layers), speedup: round(folded / layers, 2) })}\n`);
+}
+
+async function main(): Promise<void> {
+  const loadAtStart = os.loadavg().map((x) => round(x, 2));
+  const runs = [];
+  for (const threads of [1, 2]) {
+    const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', ...process.argv.slice(2)], {
+      env: { ...process.env, FINETUNE_THREADS: String(threads), FINETUNE_BACKEND: 'wasm' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const result = JSON.parse(out.trim().split('\n').pop()!);
+    console.error(`threads ${threads}: ${JSON.stringify(result)}`);
+    runs.push({ threadsRequested: threads, ...result });
+  }
+  const report = {
+    bench: 'inference',
+    date: new Date().toISOString(),
+    model: 'mobilenet_v2_0.35_224 (out_relu 7x7x1280)',
+    images: arg('images', 96),
+    batch: arg('batch', 32),
+    machine: { cpus: os.cpus().length, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)) },
+    runs,
+  };
+  fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'bench/results/inference.json'), `${JSON.stringify(report, null, 2)}\n`);
+  console.log(JSON.stringify(report));
+}
+
+if (process.argv.includes('--child')) await child();
+else await main();

@@ -1,0 +1,55 @@
+/**
+ * Depthwise filter gradient on wasm with the SIMD multiply-accumulate (simd.ts): for each
+ * image row and filter tap, one call runs along the output row (any stride) over all
+ * channels, 4 at a time, into a float32 tap accumulator that is flushed into float64 totals
+ * every few rows so long sums stay accurate. Multiplier 1, channels divisible by 4.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { BackendIO, TensorInfo } from './backend-io';
+import type { ConvInfo } from './loops';
+import { heapOffset, type SimdKernels } from './simd';
+
+/** Terms summed in float32 per accumulator before a flush. */
+const TERMS_PER_FLUSH = 256;
+
+export function depthwiseFilterGradSimd(b: BackendIO, backend: tf.KernelBackend, simd: SimdKernels, x: TensorInfo, dy: TensorInfo, info: ConvInfo, out: TensorInfo): void {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: KH, filterWidth: KW } = info;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const taps = KH * KW * C;
+  const tmp = b.alloc([taps], true);
+  const totals = new Float64Array(taps);
+  const at = (t: TensorInfo) => heapOffset(backend, t);
+  const xBase = at(x);
+  const yBase = at(dy);
+  const tBase = at(tmp);
+  const flush = () => {
+    const v = b.view(tmp);
+    for (let k = 0; k < taps; k++) totals[k] += v[k];
+    v.fill(0);
+  };
+  const rowsPerFlush = Math.max(1, Math.floor(TERMS_PER_FLUSH / Wo));
+  let rows = 0;
+  for (let n = 0; n < N; n++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      for (let i = 0; i < KH; i++) {
+        const hi = ho * sh - pt + i * dh;
+        if (hi < 0 || hi >= H) continue;
+        for (let j = 0; j < KW; j++) {
+          const shift = j * dw - pl; // wi = wo * sw + shift
+          const wo0 = Math.max(0, Math.ceil(-shift / sw));
+          const wo1 = Math.min(Wo, Math.floor((W - 1 - shift) / sw) + 1);
+          if (wo1 <= wo0) continue;
+          const xPtr = xBase + ((n * H + hi) * W + wo0 * sw + shift) * C * 4;
+          const yPtr = yBase + ((n * Ho + ho) * Wo + wo0) * C * 4;
+          simd.axpyStrided(tBase + (i * KW + j) * C * 4, xPtr, yPtr, C / 4, wo1 - wo0, sw * C * 4, C * 4);
+        }
+      }
+      if (++rows % rowsPerFlush === 0) flush();
+    }
+  }
+  flush();
+  b.view(out).set(totals);
+  b.dispose(tmp);
+}

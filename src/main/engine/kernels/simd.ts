@@ -87,7 +87,7 @@ function axpyStridedBody(): number[] {
   return countdown(4, step);
 }
 
-function moduleBytes(shared: boolean): Uint8Array {
+function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const types = section(1, vec([
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F32], [F32], [I32]]), ...vec([])],
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])],
@@ -104,7 +104,7 @@ function moduleBytes(shared: boolean): Uint8Array {
     code([[2, I32], [1, 0x7b]], actMaskSumBody()),
     code([[4, I32]], axpyStridedBody()),
   ]));
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...codes]);
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...codes]) as Uint8Array<ArrayBuffer>;
 }
 
 export interface SimdKernels {

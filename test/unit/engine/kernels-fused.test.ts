@@ -5,6 +5,7 @@ import { initBackend } from '../../../src/main/engine/backend';
 import type { ConvPart } from '../../../src/main/engine/net/compile';
 import { loadBackbone, type KerasBackbone } from '../../../src/main/engine/net/index';
 import { convBnAct } from '../../../src/main/engine/kernels/fused-unit';
+import { foldConvBnOp } from '../../../src/main/engine/kernels/fold';
 import { hymenopteraBatch, MOBILENET_V2, PRE } from './net-helpers';
 
 before(async () => {
@@ -59,6 +60,40 @@ for (const u of UNITS) {
     }, [fv, bv]);
     for (const v of [fv, bv]) assertClose(leaf.grads[v.name], ref.grads[v.name], `leaf grad of ${v.name}`);
     tf.dispose([xv, fv, bv, r, xc, a.value, b.value, leaf.value, ref.value, ...Object.values(a.grads), ...Object.values(b.grads), ...Object.values(leaf.grads), ...Object.values(ref.grads)]);
+  });
+}
+
+for (const [label, shape, withGamma, withBias] of [
+  ['conv with gamma', [1, 1, 5, 7], true, false],
+  ['depthwise with gamma and conv bias', [3, 3, 6, 1], true, true],
+  ['conv without gamma (scale=False)', [3, 3, 2, 4], false, true],
+] as const) {
+  test(`BatchNorm fold op (${label}): values and gradients match the tf ops it replaces`, () => {
+    const channels = shape[2] * shape[3] === shape[2] ? shape[2] : shape[3];
+    const kernel = tf.variable(tf.randomNormal([...shape], 0, 1, 'float32', 11));
+    const gamma = tf.variable(tf.randomNormal([channels], 1, 0.3, 'float32', 12));
+    const beta = tf.variable(tf.randomNormal([channels], 0, 1, 'float32', 13));
+    const bias = tf.variable(tf.randomNormal([channels], 0, 1, 'float32', 14));
+    const mean = tf.randomNormal([channels], 0, 1, 'float32', 15) as tf.Tensor1D;
+    const variance = tf.randomUniform([channels], 0.1, 2, 'float32', 16) as tf.Tensor1D;
+    const rf = tf.randomNormal([...shape], 0, 1, 'float32', 17);
+    const rb = tf.randomNormal([channels], 0, 1, 'float32', 18);
+    const loss = (f: tf.Tensor, b: tf.Tensor) => tf.add(tf.sum(tf.mul(f, rf)), tf.sum(tf.mul(b, rb))) as tf.Scalar;
+    const vars = [kernel, beta, ...(withGamma ? [gamma] : []), ...(withBias ? [bias] : [])];
+    const ours = tf.variableGrads(() => {
+      const { filter, bias: b } = foldConvBnOp({ kernel: kernel as tf.Tensor4D, gamma: withGamma ? (gamma as tf.Tensor1D) : undefined, beta: beta as tf.Tensor1D, bias: withBias ? (bias as tf.Tensor1D) : undefined, mean, variance, epsilon: 1e-3 });
+      return loss(filter, b);
+    }, vars);
+    const ref = tf.variableGrads(() => {
+      const inv = tf.rsqrt(tf.add(variance, 1e-3));
+      const s = withGamma ? tf.mul(gamma, inv) : inv;
+      const filter = tf.mul(kernel, shape[3] === 1 && shape[2] === channels ? tf.reshape(s, [channels, 1]) : s);
+      const b = tf.add(tf.add(beta, tf.mul(tf.neg(mean), s)), withBias ? tf.mul(bias, s) : 0);
+      return loss(filter, b);
+    }, vars);
+    assertClose(ours.value, ref.value, 'value');
+    for (const v of vars) assertClose(ours.grads[v.name], ref.grads[v.name], `grad of ${v.name}`);
+    tf.dispose([kernel, gamma, beta, bias, mean, variance, rf, rb, ours.value, ref.value, ...Object.values(ours.grads), ...Object.values(ref.grads)]);
   });
 }
 

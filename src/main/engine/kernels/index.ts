@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerActGradKernel } from './act-grad';
+import { registerFoldKernels } from './fold';
 import { conv2DBackpropFilter, conv2DBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './conv-grads';
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -34,6 +35,7 @@ export function registerTrainingKernels(): string[] {
     }
   }
   registerActGradKernel();
+  registerFoldKernels();
   registered = true;
   return KERNELS.map(([n]) => n);
 }

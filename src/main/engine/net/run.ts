@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BnPart, ConvPart, NetNode, NodeOp } from './compile';
 import type { Act } from './topology';
 import { convBnAct } from '../kernels/fused-unit';
+import { foldConvBnOp, hasFoldKernels } from '../kernels/fold';
 
 export interface FoldedConv {
   filter: tf.Tensor4D;
@@ -70,6 +71,10 @@ export function foldConvBn(conv: ConvPart, bn: BnPart | undefined, w: (n: string
   const kernel = w(conv.kernel) as tf.Tensor4D;
   const bias = conv.bias ? (w(conv.bias) as tf.Tensor1D) : undefined;
   if (!bn) return { filter: kernel, bias };
+  if (hasFoldKernels()) {
+    const opt = (n: string | undefined) => (n ? (w(n) as tf.Tensor1D) : undefined);
+    return foldConvBnOp({ kernel, bias, gamma: opt(bn.gamma), beta: opt(bn.beta), mean: w(bn.mean) as tf.Tensor1D, variance: w(bn.variance) as tf.Tensor1D, epsilon: bn.epsilon });
+  }
   const { scale, shift } = bnAffine(bn, w);
   // Depthwise kernels are [kh, kw, cin, 1]: output channel c scales row c.
   const s = conv.depthwise ? tf.reshape(scale, [kernel.shape[2], 1]) : scale;

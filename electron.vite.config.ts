@@ -13,6 +13,7 @@ export default defineConfig({
         input: {
           index: resolve(__dirname, 'src/main/index.ts'),
           cli: resolve(__dirname, 'src/cli/index.ts'),
+          'engine-worker': resolve(__dirname, 'src/main/services/jobs/engine-worker.ts'),
         },
       },
     },

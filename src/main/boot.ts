@@ -9,7 +9,11 @@ import { appPaths, ensureHome, type AppContext } from './services/context';
 import { EventHub } from './services/events';
 import { createServices } from './services';
 import { resolveHome, resolveMirrors } from './services/settings';
-import type { Api } from '../shared/contract';
+import type { Api, Client } from '../shared/contract';
+import { AppError } from '../shared/errors';
+import { invokeVerb } from './services/gate';
+import { openStore, type Store } from './store';
+import { RunManager } from './services/run-manager';
 
 export interface BootOptions {
   home?: string;
@@ -20,6 +24,11 @@ export interface BootOptions {
 export interface Booted {
   ctx: AppContext;
   api: Api;
+  /** Call a verb through the same gate as IPC and HTTP (validation, defaults); throws AppError. */
+  call: Client;
+  store: Store;
+  /** Runs training right now in this process (pause / resume / stop / wait). */
+  runs: RunManager;
   close(): Promise<void>;
 }
 
@@ -61,10 +70,28 @@ export function createContext(opts: BootOptions = {}): AppContext {
 
 export async function boot(opts: BootOptions = {}): Promise<Booted> {
   const ctx = createContext(opts);
-  const api = createServices(ctx);
+  const store = openStore(ctx.paths.db, { appVersion: ctx.appVersion });
+  // Runs left 'running' by a process that died (crash, kill, power loss) become 'interrupted'.
+  store.markInterruptedRuns();
+  const runs = new RunManager(ctx, store);
+  const api = createServices(ctx, store, runs);
+  let closed = false;
+  const call: Client = async (verb, args) => {
+    const r = await invokeVerb(api, verb, args);
+    if (!r.ok) throw new AppError(r.error.code, r.error.message);
+    return r.value as never;
+  };
   return {
     ctx,
     api,
-    close: async () => {},
+    call,
+    store,
+    runs,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await runs.stopAll();
+      store.close();
+    },
   };
 }

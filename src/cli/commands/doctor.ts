@@ -4,7 +4,7 @@ import type { Booted } from '../../main/boot';
 
 export async function doctorCommand(args: string[], app: Booted): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
-  const r = await app.api['app:doctor']({});
+  const r = await app.call('app:doctor', {});
   if (values.json) {
     console.log(JSON.stringify(r));
     return 0;
@@ -28,7 +28,7 @@ export async function doctorCommand(args: string[], app: Booted): Promise<number
 
 export async function modelsCommand(args: string[], app: Booted): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean' } } });
-  const models = await app.api['models:list']({});
+  const models = await app.call('models:list', {});
   if (values.json) {
     console.log(JSON.stringify(models));
     return 0;

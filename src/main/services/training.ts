@@ -1,0 +1,189 @@
+/**
+ * The training, evaluation, export and prediction verbs. Validation and the log happen
+ * here on the main thread; the engine runs in a worker (jobs/). A run row exists before its
+ * worker starts, so a crash at any point leaves a run the log can mark interrupted.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Api, GroupRow, ResolvedPlan } from '../../shared/contract';
+import { AppError } from '../../shared/errors';
+import type { AppContext } from './context';
+import type { Store } from '../store';
+import type { RunManager } from './run-manager';
+import { locateBackbone } from '../engine/backbones/locate';
+import { resolveConfig } from '../engine/strategies';
+import type { TrainConfig } from '../engine/config';
+import { planGroups, describePlan } from '../engine/param-groups';
+import { previewSchedule } from '../engine/schedules';
+import { loadKerasModelArtifacts } from '../engine/net/artifacts';
+import { parseTopology } from '../engine/net/topology';
+import { splitGroups } from '../engine/net/groups';
+import { initBackend } from '../engine/backend';
+import { loadSnapshot } from '../dataset/image-source';
+import { startJob } from './jobs/worker-host';
+import type { BackboneRef, DataRef, TrainJobPayload } from './jobs/train-job-types';
+
+type TrainingVerbs = 'train:plan' | 'train:start' | 'train:pause' | 'train:resume' | 'train:stop' | 'train:continue' | 'train:active' | 'train:lrFind' | 'eval:run' | 'eval:get' | 'export:run' | 'predict:images';
+
+export function createTrainingServices(ctx: AppContext, store: Store, runs: RunManager): Pick<Api, TrainingVerbs> {
+  async function backboneRef(id: string): Promise<BackboneRef & { notes: string[] }> {
+    const b = await locateBackbone(id, { cacheDir: ctx.paths.modelsCache, mirrors: ctx.mirrors });
+    return { id: b.id, modelJson: b.modelJson, preprocessing: b.preprocessing, notes: b.notes };
+  }
+  function dataRef(snapshotId: string): DataRef & { counts: Record<string, number> } {
+    const snap = loadSnapshot(ctx.paths.datasets, snapshotId) as unknown as { files?: { split: string }[] };
+    const counts: Record<string, number> = {};
+    for (const f of snap.files ?? []) counts[f.split] = (counts[f.split] ?? 0) + 1;
+    return { datasetsDir: ctx.paths.datasets, snapshotId, decodeCacheDir: ctx.paths.decodeCache, counts };
+  }
+  function runDir(runId: string): string {
+    return path.join(ctx.paths.runs, runId);
+  }
+  function backboneOf(runId: string): Promise<BackboneRef> {
+    return backboneRef(store.getRunRecord(runId).backbone);
+  }
+  function snapshotOf(runId: string): DataRef {
+    const r = store.getRunRecord(runId);
+    if (!r.snapshotId) throw new AppError('no_snapshot', `Run ${runId} has no dataset snapshot recorded.`);
+    return dataRef(r.snapshotId);
+  }
+  function checkpointFor(runId: string, which: 'best' | 'last'): string {
+    const dir = path.join(runDir(runId), 'checkpoints', which);
+    if (fs.existsSync(dir)) return dir;
+    const other = path.join(runDir(runId), 'checkpoints', which === 'best' ? 'last' : 'best');
+    if (fs.existsSync(other)) return other;
+    throw new AppError('no_checkpoint', `Run ${runId} has no checkpoint yet (it has not finished an epoch). Wait for its first epoch, or continue it.`);
+  }
+
+  /** Groups table, schedule curve and notes for a strategy + overrides on a backbone. */
+  async function plan(args: { snapshotId?: string; backbone: string; strategy: string; config: Record<string, unknown> }): Promise<ResolvedPlan & { backbone: BackboneRef }> {
+    const config = resolveConfig(args.strategy, args.config);
+    const backbone = await backboneRef(args.backbone);
+    const { modelConfig, artifacts } = loadKerasModelArtifacts(backbone.modelJson);
+    const { layers, output } = parseTopology(modelConfig);
+    const groups = splitGroups(layers, output);
+    const names = groups.map((g) => g.name);
+    const paramsOf = new Map<string, number>();
+    for (const w of artifacts.weightSpecs ?? []) {
+      const layer = w.name.split('/')[0];
+      paramsOf.set(layer, (paramsOf.get(layer) ?? 0) + w.shape.reduce((a, b) => a * b, 1));
+    }
+    const gp = planGroups(config, names);
+    const described = describePlan(gp);
+    const rows: GroupRow[] = described.map((d) => ({
+      name: d.group,
+      paramCount: d.group === 'head' ? 0 : (groups.find((g) => g.name === d.group)?.layers ?? []).reduce((a, l) => a + (paramsOf.get(l) ?? 0), 0),
+      trainable: d.fromEpoch === 1,
+      unfreezeAfterEpoch: d.fromEpoch && d.fromEpoch > 1 ? d.fromEpoch - 1 : null,
+      lr: d.lr,
+    }));
+    const trainCount = args.snapshotId ? (dataRef(args.snapshotId).counts.train ?? 0) : 0;
+    const stepsPerEpoch = Math.max(1, Math.ceil((trainCount || config.batchSize * 10) / config.batchSize));
+    const notes = [...backbone.notes];
+    if (!trainCount) notes.push('No dataset chosen: the schedule preview assumes 10 batches per epoch.');
+    if (gp.earliestTrainable > 0) notes.push(`Groups before ${names[gp.earliestTrainable] ?? 'the head'} stay frozen for the whole run: their output is computed once and cached.`);
+    const schedule = previewSchedule(config, stepsPerEpoch * config.epochs, 200).map((p) => ({ step: p.step, epoch: p.epoch, lr: p.lr }));
+    return { config, groups: rows, schedule, stepsPerEpoch, notes, backbone };
+  }
+
+  async function launch(runId: string, name: string, config: TrainConfig, backbone: BackboneRef, data: DataRef, resume: boolean): Promise<void> {
+    const payload: TrainJobPayload = {
+      runId,
+      runDir: runDir(runId),
+      featureCacheDir: path.join(ctx.paths.home, 'cache', 'features'),
+      backbone: { id: backbone.id, modelJson: backbone.modelJson, preprocessing: backbone.preprocessing },
+      data: { datasetsDir: data.datasetsDir, snapshotId: data.snapshotId, decodeCacheDir: data.decodeCacheDir },
+      config,
+      resume,
+    };
+    fs.mkdirSync(payload.runDir, { recursive: true });
+    runs.launch(runId, name, payload);
+  }
+
+  function job<R>(kind: Parameters<typeof startJob>[0], payload: unknown): Promise<R> {
+    return startJob<R>(kind, payload, (name, data) => {
+      if (name === 'phase') ctx.events.emit('train:phase', { runId: '', ...(data as { phase: string; done: number; total: number }) });
+    }).done;
+  }
+
+  return {
+    'train:plan': async (args) => {
+      const { backbone: _b, ...rest } = await plan(args);
+      return rest;
+    },
+    'train:start': async (args) => {
+      const data = dataRef(args.snapshotId);
+      const p = await plan(args);
+      const backend = await initBackend();
+      const run = store.createRun({
+        name: args.name,
+        experiment: args.experiment,
+        config: { ...p.config, backbone: args.backbone },
+        snapshotId: args.snapshotId,
+        backbone: args.backbone,
+        backend: `${backend.name}${backend.threads ? ` (${backend.threads} threads)` : ''}`,
+        seed: p.config.seed,
+        strategy: args.strategy,
+      });
+      await launch(run.id, run.name, p.config, p.backbone, data, false);
+      return { runId: run.id };
+    },
+    'train:pause': async ({ runId }) => runs.control(runId, 'pause'),
+    'train:resume': async ({ runId }) => runs.control(runId, 'resume'),
+    'train:stop': async ({ runId }) => runs.control(runId, 'stop'),
+    'train:continue': async ({ runId }) => {
+      const rec = store.getRunRecord(runId);
+      if (runs.isActive(rec.id)) throw new AppError('already_running', `Run ${rec.id} is already training.`);
+      if (rec.status === 'finished') throw new AppError('bad_state', `Run ${rec.id} already finished; start a new run to train more.`);
+      const detail = store.getRun(rec.id);
+      const config = resolveConfig(rec.strategy, detail.config as Record<string, unknown>);
+      const hasLast = fs.existsSync(path.join(runDir(rec.id), 'checkpoints', 'last'));
+      const resumed = store.resumeRun(rec.id, { discardAfterEpoch: hasLast ? (rec.lastCheckpointEpoch ?? 0) : 0 });
+      await launch(resumed.id, resumed.name, config, await backboneOf(rec.id), snapshotOf(rec.id), hasLast);
+      return { runId: resumed.id };
+    },
+    'train:active': async () => runs.active(),
+    'train:lrFind': async (args) => {
+      const data = dataRef(args.snapshotId);
+      const p = await plan(args);
+      return job('lrFind', { backbone: { id: p.backbone.id, modelJson: p.backbone.modelJson, preprocessing: p.backbone.preprocessing }, data, config: p.config, steps: args.maxSteps });
+    },
+    'eval:run': async ({ runId, split, checkpoint, tta }) => {
+      const rec = store.getRunRecord(runId);
+      const config = store.getRun(rec.id).config as { tta?: 'none' | 'flip' };
+      const result = await job<Record<string, unknown>>('evaluate', {
+        backbone: await backboneOf(rec.id),
+        checkpointDir: checkpointFor(rec.id, checkpoint),
+        data: snapshotOf(rec.id),
+        split,
+        tta: tta ?? config.tta ?? 'none',
+      });
+      const evaluation = { ...result, runId: rec.id, split, checkpoint } as never;
+      store.saveEvaluation(rec.id, split, evaluation);
+      return evaluation;
+    },
+    'eval:get': async ({ runId, split }) => store.getEvaluation(store.resolveRunId(runId), split),
+    'export:run': async ({ runId, outDir }) => {
+      const rec = store.getRunRecord(runId);
+      const dir = path.resolve(outDir ?? path.join(runDir(rec.id), 'export'));
+      const result = await job<{ dir: string; files: string[]; parity: { ok: boolean; message: string } }>('export', {
+        backbone: await backboneOf(rec.id),
+        checkpointDir: checkpointFor(rec.id, 'best'),
+        data: snapshotOf(rec.id),
+        outDir: dir,
+        meta: { runId: rec.id, runName: rec.name, backbone: rec.backbone, snapshotId: rec.snapshotId, appVersion: ctx.appVersion, exportedAt: new Date().toISOString() },
+      });
+      const size = fs.readdirSync(dir).reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0);
+      store.addArtifact(rec.id, { kind: 'export', path: dir, size, meta: { parity: result.parity } });
+      if (!result.parity.ok) throw new AppError('parity_failed', `${result.parity.message} The export in ${dir} must not be trusted.`);
+      return result as never;
+    },
+    'predict:images': async ({ runId, exportDir, images, paths }) => {
+      const all = [...images.map((i) => ({ name: i.name, base64: i.base64 })), ...paths.map((p) => ({ name: path.basename(p), path: path.resolve(p) }))];
+      if (exportDir) return job('predict', { exportDir: path.resolve(exportDir), images: all });
+      if (!runId) throw new AppError('bad_arguments', 'Predict needs runId (uses its best checkpoint) or exportDir.');
+      const rec = store.getRunRecord(runId);
+      return job('predict', { classifier: { backbone: await backboneOf(rec.id), checkpointDir: checkpointFor(rec.id, 'best') }, images: all });
+    },
+  };
+}

@@ -101,6 +101,13 @@ for (const depthwise of [false, true]) {
         { x: [1, 9, 8, 4], filter: [3, 2, 4, 1], strides: [1, 1], dilations: [2, 2], pad: 'valid' },
         { x: [3, 7, 7, 16], filter: [5, 5, 16, 1], strides: [2, 1], dilations: [1, 1], pad: 'same' },
       );
+    } else {
+      list.push(
+        { x: [2, 9, 9, 6], filter: [1, 1, 6, 8], strides: [1, 1], dilations: [1, 1], pad: 'same' },
+        { x: [2, 9, 9, 8], filter: [1, 1, 8, 3], strides: [1, 1], dilations: [1, 1], pad: 'valid' },
+        { x: [2, 21, 21, 3], filter: [3, 3, 3, 16], strides: [2, 2], dilations: [1, 1], pad: [[0, 0], [0, 1], [0, 1], [0, 0]] },
+        { x: [1, 8, 8, 5], filter: [3, 3, 5, 4], strides: [1, 1], dilations: [1, 1], pad: 'same' },
+      );
     }
     for (const c of list) {
       const info = tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, c.dilations, c.pad as 'same', undefined, depthwise);

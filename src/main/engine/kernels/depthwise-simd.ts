@@ -43,7 +43,7 @@ export function depthwiseFilterGradSimd(b: BackendIO, backend: tf.KernelBackend,
           if (wo1 <= wo0) continue;
           const xPtr = xBase + ((n * H + hi) * W + wo0 * sw + shift) * C * 4;
           const yPtr = yBase + ((n * Ho + ho) * Wo + wo0) * C * 4;
-          simd.axpyStrided(tBase + (i * KW + j) * C * 4, xPtr, yPtr, C / 4, wo1 - wo0, sw * C * 4, C * 4);
+          simd.fmaStrided(tBase + (i * KW + j) * C * 4, xPtr, yPtr, C / 4, wo1 - wo0, 0, sw * C * 4, C * 4);
         }
       }
       if (++rows % rowsPerFlush === 0) flush();
@@ -52,4 +52,32 @@ export function depthwiseFilterGradSimd(b: BackendIO, backend: tf.KernelBackend,
   flush();
   b.view(out).set(totals);
   b.dispose(tmp);
+}
+
+/** Depthwise input gradient (multiplier 1, any stride): dx[.., c] += dy[.., c] * w[tap, c], SIMD over c. */
+export function depthwiseInputGradSimd(b: BackendIO, backend: tf.KernelBackend, simd: SimdKernels, dy: TensorInfo, filter: TensorInfo, info: ConvInfo): TensorInfo {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: KH, filterWidth: KW } = info;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const dx = b.alloc([...info.inShape], true);
+  const [dxAt, dyAt, wAt] = [heapOffset(backend, dx), heapOffset(backend, dy), heapOffset(backend, filter)];
+  for (let n = 0; n < N; n++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      for (let i = 0; i < KH; i++) {
+        const hi = ho * sh - pt + i * dh;
+        if (hi < 0 || hi >= H) continue;
+        for (let j = 0; j < KW; j++) {
+          const shift = j * dw - pl;
+          const wo0 = Math.max(0, Math.ceil(-shift / sw));
+          const wo1 = Math.min(Wo, Math.floor((W - 1 - shift) / sw) + 1);
+          if (wo1 <= wo0) continue;
+          const t = dxAt + ((n * H + hi) * W + wo0 * sw + shift) * C * 4;
+          const d = dyAt + ((n * Ho + ho) * Wo + wo0) * C * 4;
+          simd.fmaStrided(t, d, wAt + (i * KW + j) * C * 4, C / 4, wo1 - wo0, sw * C * 4, C * 4, 0);
+        }
+      }
+    }
+  }
+  return dx;
 }

@@ -161,6 +161,34 @@ export function im2colT(x: Float32Array, info: ConvInfo, n0: number, n1: number,
   }
 }
 
+/** im2col, row-major: col[m][(i*KW + j)*C + c] for batch rows [n0, n1); out-of-image taps are 0. */
+export function im2colRows(x: Float32Array, info: ConvInfo, n0: number, n1: number, col: Float32Array): void {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: KH, filterWidth: KW } = info;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const K = KH * KW * C;
+  for (let n = n0; n < n1; n++) {
+    for (let ho = 0; ho < Ho; ho++) {
+      for (let wo = 0; wo < Wo; wo++) {
+        let o = (((n - n0) * Ho + ho) * Wo + wo) * K;
+        for (let i = 0; i < KH; i++) {
+          const hi = ho * sh - pt + i * dh;
+          for (let j = 0; j < KW; j++) {
+            const wi = wo * sw - pl + j * dw;
+            if (hi < 0 || hi >= H || wi < 0 || wi >= W) {
+              for (let c = 0; c < C; c++) col[o++] = 0;
+            } else {
+              const x0 = ((n * H + hi) * W + wi) * C;
+              for (let c = 0; c < C; c++) col[o++] = x[x0 + c];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /** col2im: add cols[m][(i*KW + j)*C + c] back into dx for batch rows [n0, n1). */
 export function col2imAdd(cols: Float32Array, info: ConvInfo, n0: number, n1: number, dx: Float32Array): void {
   const { inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: KH, filterWidth: KW } = info;

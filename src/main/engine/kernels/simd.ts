@@ -76,40 +76,58 @@ function actMaskSumBody(): number[] {
   return countdown(3, row);
 }
 
-function axpyStridedBody(): number[] {
-  // axpy_strided(t, x, d, c4, count, xs, ds): for each of `count` steps, t[k] += x[k] * d[k]
-  // over 4*c4 floats, then x += xs, d += ds (bytes). Locals: 7 p, 8 q, 9 s, 10 k.
+function fmaStridedBody(): number[] {
+  // fma_strided(t, x, d, c4, count, ts, xs, ds): `count` times, t[k] += x[k] * d[k] over
+  // 4*c4 floats, then t += ts, x += xs, d += ds (bytes). Locals: 8 p, 9 q, 10 s, 11 k.
   const inner = [
-    ...get(7), ...get(7), ...vload, ...get(8), ...vload, ...get(9), ...vload, ...fmul, ...fadd, ...vstore,
-    ...bump(7, i32(16)), ...bump(8, i32(16)), ...bump(9, i32(16)),
+    ...get(8), ...get(8), ...vload, ...get(9), ...vload, ...get(10), ...vload, ...fmul, ...fadd, ...vstore,
+    ...bump(8, i32(16)), ...bump(9, i32(16)), ...bump(10, i32(16)),
   ];
-  const step = [...get(0), ...set(7), ...get(1), ...set(8), ...get(2), ...set(9), ...get(3), ...set(10), ...countdown(10, inner), ...bump(1, get(5)), ...bump(2, get(6))];
+  const step = [...get(0), ...set(8), ...get(1), ...set(9), ...get(2), ...set(10), ...get(3), ...set(11), ...countdown(11, inner), ...bump(0, get(5)), ...bump(1, get(6)), ...bump(2, get(7))];
   return countdown(4, step);
+}
+
+function outerAccBody(): number[] {
+  // outer_acc(x, dy, acc, rows, cin, cout4): for each row, acc[ci][:] += x[ci] * dy[:] (a
+  // [cin, 4*cout4] block of outer products). Locals: 6 p, 7 q, 8 ci, 9 k, 10 xv(v128).
+  const inner = [...get(6), ...get(6), ...vload, ...get(7), ...vload, ...get(10), ...fmul, ...fadd, ...vstore, ...bump(6, i32(16)), ...bump(7, i32(16))];
+  const perCin = [
+    ...get(0), 0x2a, 2, 0, ...splat, 0x22, ...uleb(10), 0x1a, // xv = splat(x[ci]) (tee + drop)
+    ...get(1), ...set(7), ...get(5), ...set(9), ...countdown(9, inner),
+    ...bump(0, i32(4)),
+  ];
+  const row = [...get(2), ...set(6), ...get(4), ...set(8), ...countdown(8, perCin), ...get(1), ...get(5), ...i32(4), 0x74, ...add, ...set(1)];
+  return countdown(3, row);
 }
 
 function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const types = section(1, vec([
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F32], [F32], [I32]]), ...vec([])],
-    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])],
   ]));
   const limits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
   const imports = section(2, vec([[...str('env'), ...str('memory'), 0x02, ...limits]]));
-  const funcs = section(3, vec([[0], [1]]));
-  const exports = section(7, vec([[...str('act_mask_sum'), 0x00, 0], [...str('axpy_strided'), 0x00, 1]]));
+  const funcs = section(3, vec([[0], [1], [2]]));
+  const exports = section(7, vec([[...str('act_mask_sum'), 0x00, 0], [...str('fma_strided'), 0x00, 1], [...str('outer_acc'), 0x00, 2]]));
   const code = (locals: number[][], body: number[]) => {
     const fn = [...vec(locals), ...body, 0x0b];
     return [...uleb(fn.length), ...fn];
   };
   const codes = section(10, vec([
     code([[2, I32], [1, 0x7b]], actMaskSumBody()),
-    code([[4, I32]], axpyStridedBody()),
+    code([[4, I32]], fmaStridedBody()),
+    code([[4, I32], [1, 0x7b]], outerAccBody()),
   ]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...codes]) as Uint8Array<ArrayBuffer>;
 }
 
 export interface SimdKernels {
   actMaskSum(dy: number, y: number, dz: number, rows: number, c4: number, lo: number, hi: number, sums: number): void;
-  axpyStrided(t: number, x: number, d: number, c4: number, count: number, xStride: number, dStride: number): void;
+  /** `count` times: t[k] += x[k] * d[k] over 4*c4 floats, then advance t, x, d by their byte strides. */
+  fmaStrided(t: number, x: number, d: number, c4: number, count: number, tStride: number, xStride: number, dStride: number): void;
+  /** For each of `rows` rows: acc[ci][k] += x[ci] * dy[k] (acc is [cin, 4*cout4]; rows are contiguous). */
+  outerAcc(x: number, dy: number, acc: number, rows: number, cin: number, cout4: number): void;
 }
 
 const cache = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
@@ -131,8 +149,8 @@ export function simdFor(backend: tf.KernelBackend): SimdKernels | null {
     const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
     const mod = new WebAssembly.Module(moduleBytes(shared));
     const inst = new WebAssembly.Instance(mod, { env: { memory } });
-    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; axpy_strided: SimdKernels['axpyStrided'] };
-    kernels = { actMaskSum: e.act_mask_sum, axpyStrided: e.axpy_strided };
+    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: SimdKernels['fmaStrided']; outer_acc: SimdKernels['outerAcc'] };
+    kernels = { actMaskSum: e.act_mask_sum, fmaStrided: e.fma_strided, outerAcc: e.outer_acc };
   } catch {
     kernels = null; // no wasm SIMD here: callers use their JS loops
   }

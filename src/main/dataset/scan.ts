@@ -154,7 +154,9 @@ export function scanDataset(input: string): ScanResult {
   const root = path.resolve(input);
   if (!fs.existsSync(root)) throw new AppError('not_found', `No such folder or file: ${root}. Check the path (spaces and non-ASCII characters are fine).`);
   const result: ScanResult = { root, layout: 'class-folders', files: [], emptyClasses: [], unreadable: [] };
-  const seen = new Set<string>();
+  // The root (and split folders, below) count as seen: a link back up to them from inside a
+  // class folder would otherwise walk every other class and file their images under this one.
+  const seen = new Set<string>([fs.realpathSync(root)]);
   if (fs.statSync(root).isFile()) {
     if (!/\.csv$/i.test(root)) throw new AppError('bad_layout', `${root} is a file. Give a folder of class folders, a folder with train/val(/test) folders, or a CSV of path,label.`);
     result.layout = 'csv';
@@ -165,6 +167,7 @@ export function scanDataset(input: string): ScanResult {
     const splitDirs = dirs.filter((d) => SPLIT_NAMES[d.toLowerCase()]);
     if (splitDirs.length >= 2 && splitDirs.some((d) => SPLIT_NAMES[d.toLowerCase()] === 'train')) {
       result.layout = 'pre-split';
+      for (const d of splitDirs) seen.add(fs.realpathSync(path.join(root, d)));
       for (const d of splitDirs) scanClassFolders(root, path.join(root, d), SPLIT_NAMES[d.toLowerCase()], seen, result);
     } else {
       const csvs = fs.readdirSync(root).filter((f) => /\.csv$/i.test(f));
@@ -180,7 +183,7 @@ export function scanDataset(input: string): ScanResult {
     }
   }
   const classes = new Set(result.files.map((f) => f.label));
-  if (classes.size === 0) throw new AppError('no_images', `No files found in the class folders of ${root}.`);
+  if (classes.size === 0) throw new AppError('no_images', `No files found in the class folders of ${root}. Put each class's images in its folder (${root}/<class>/image.jpg) and import again.`);
   if (classes.size === 1) throw new AppError('single_class', `Only one class ("${[...classes][0]}") in ${root}. A classifier needs at least two classes: add a folder for each other class.`);
   return result;
 }

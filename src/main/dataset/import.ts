@@ -86,30 +86,36 @@ export async function importDataset(o: ImportOptions): Promise<ImportResult> {
   let done = 0;
   const skipped: { path: string; reason: string }[] = scan.unreadable.map((u) => ({ path: path.relative(scan.root, u.path) || u.path, reason: u.reason }));
   const suspect: { path: string; reason: string }[] = [];
+  const probe = async (f: FoundFile) => {
+    let bytes: Buffer;
+    try {
+      bytes = await fs.promises.readFile(f.abs);
+    } catch (err) {
+      skipped.push({ path: f.rel, reason: `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
+      return null;
+    }
+    const hash = crypto.createHash('sha256').update(bytes).digest('hex');
+    try {
+      const cached = cache.get(hash);
+      const { pixels, info } = cached ? { pixels: cached, info: await probeInfo(bytes) } : await decodeSquare(bytes, cache.side);
+      if (!cached) cache.put(hash, pixels);
+      const reason = placeholderReason(f.rel, flatness(pixels));
+      if (reason) suspect.push({ path: f.rel, reason });
+      return { ...f, hash, width: info.width, height: info.height, format: info.format };
+    } catch (err) {
+      skipped.push({ path: f.rel, reason: describeDecodeError(err, bytes.length) });
+      return null;
+    }
+  };
   const probed = await mapPool(
     scan.files,
     o.concurrency ?? 4,
     async (f) => {
-      let bytes: Buffer;
       try {
-        bytes = await fs.promises.readFile(f.abs);
-      } catch (err) {
-        skipped.push({ path: f.rel, reason: `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
-        return null;
+        return await probe(f);
       } finally {
+        // Counted once the file is fully processed, so done === total means decoding is over.
         o.onProgress?.(++done, total);
-      }
-      const hash = crypto.createHash('sha256').update(bytes).digest('hex');
-      try {
-        const cached = cache.get(hash);
-        const { pixels, info } = cached ? { pixels: cached, info: await probeInfo(bytes) } : await decodeSquare(bytes, cache.side);
-        if (!cached) cache.put(hash, pixels);
-        const reason = placeholderReason(f.rel, flatness(pixels));
-        if (reason) suspect.push({ path: f.rel, reason });
-        return { ...f, hash, width: info.width, height: info.height, format: info.format };
-      } catch (err) {
-        skipped.push({ path: f.rel, reason: describeDecodeError(err, bytes.length) });
-        return null;
       }
     },
     o.signal,
@@ -135,8 +141,9 @@ export async function importDataset(o: ImportOptions): Promise<ImportResult> {
   skipped.sort((a, b) => (a.path < b.path ? -1 : 1));
   suspect.sort((a, b) => (a.path < b.path ? -1 : 1));
   const report = buildReport({ snapshotId: id, name, root: scan.root, layout: scan.layout, classes, files: probedFiles, skipped, suspect, tooFewToSplit: tooFew, emptyClasses: scan.emptyClasses });
-  const snapshot: DatasetSnapshot = { version: 1, id, name, root: scan.root, layout: scan.layout, createdAt: Date.now(), classes, files, options: { val, test, seed }, report };
-  saveSnapshot(o.datasetsDir, snapshot);
+  const fresh: DatasetSnapshot = { version: 1, id, name, root: scan.root, layout: scan.layout, createdAt: Date.now(), classes, files, options: { val, test, seed }, report };
+  // An unchanged folder imported again returns the snapshot stored the first time.
+  const snapshot = saveSnapshot(o.datasetsDir, fresh);
   return { snapshot, report };
 }
 

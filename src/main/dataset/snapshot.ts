@@ -49,14 +49,37 @@ export function snapshotPath(datasetsDir: string, id: string): string {
   return path.join(datasetsDir, `${id}.json`);
 }
 
-/** Write a snapshot unless one with its id exists (snapshots are immutable). */
-export function saveSnapshot(datasetsDir: string, snap: DatasetSnapshot): void {
-  const file = snapshotPath(datasetsDir, snap.id);
-  if (fs.existsSync(file)) return;
-  fs.mkdirSync(datasetsDir, { recursive: true });
+function writeSnapshot(file: string, snap: DatasetSnapshot): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(snap));
   fs.renameSync(tmp, file);
+}
+
+/**
+ * Write a snapshot unless one with its id exists (snapshots are immutable), and return the
+ * stored one. The id covers content, not location: when the same content is imported from
+ * a new place because the stored root is gone (the folder was moved), only the root is
+ * updated, so files that must be decoded again are found.
+ */
+export function saveSnapshot(datasetsDir: string, snap: DatasetSnapshot): DatasetSnapshot {
+  const file = snapshotPath(datasetsDir, snap.id);
+  fs.mkdirSync(datasetsDir, { recursive: true });
+  if (!fs.existsSync(file)) {
+    writeSnapshot(file, snap);
+    return snap;
+  }
+  let stored: DatasetSnapshot;
+  try {
+    stored = JSON.parse(fs.readFileSync(file, 'utf8')) as DatasetSnapshot;
+  } catch {
+    writeSnapshot(file, snap); // torn or corrupt: the new one has the same content
+    return snap;
+  }
+  if (stored.root !== snap.root && !fs.existsSync(stored.root) && fs.existsSync(snap.root)) {
+    stored = { ...stored, root: snap.root };
+    writeSnapshot(file, stored);
+  }
+  return stored;
 }
 
 export function loadSnapshot(datasetsDir: string, id: string): DatasetSnapshot {

@@ -45,6 +45,8 @@ const eqz = [0x45];
 const simd = (op: number) => [0xfd, ...uleb(op)];
 const vload = [...simd(0x00), 0, 0];
 const vstore = [...simd(0x0b), 0, 0];
+const vloadAt = (offset: number) => [...simd(0x00), 0, ...uleb(offset)];
+const vstoreAt = (offset: number) => [...simd(0x0b), 0, ...uleb(offset)];
 const splat = simd(0x13);
 const fgt = simd(0x44);
 const flt = simd(0x43);
@@ -76,24 +78,35 @@ function actMaskSumBody(): number[] {
   return countdown(3, row);
 }
 
-function fmaStridedBody(): number[] {
+/** t[o] += x[o] * d[o] for `lanes` consecutive vectors (memarg offsets), pointers in locals. */
+function fmaVectors(t: number, x: number, d: number, lanes: number, scalar?: number): number[] {
+  const out: number[] = [];
+  for (let l = 0; l < lanes; l++) {
+    const o = l * 16;
+    out.push(...get(t), ...get(t), ...vloadAt(o), ...get(x), ...vloadAt(o), ...(scalar === undefined ? [...get(d), ...vloadAt(o)] : get(scalar)), ...fmul, ...fadd, ...vstoreAt(o));
+  }
+  return out;
+}
+
+function fmaStridedBody(lanes: number): number[] {
   // fma_strided(t, x, d, c4, count, ts, xs, ds): `count` times, t[k] += x[k] * d[k] over
-  // 4*c4 floats, then t += ts, x += xs, d += ds (bytes). Locals: 8 p, 9 q, 10 s, 11 k.
-  const inner = [
-    ...get(8), ...get(8), ...vload, ...get(9), ...vload, ...get(10), ...vload, ...fmul, ...fadd, ...vstore,
-    ...bump(8, i32(16)), ...bump(9, i32(16)), ...bump(10, i32(16)),
-  ];
-  const step = [...get(0), ...set(8), ...get(1), ...set(9), ...get(2), ...set(10), ...get(3), ...set(11), ...countdown(11, inner), ...bump(0, get(5)), ...bump(1, get(6)), ...bump(2, get(7))];
+  // 4*c4 floats (c4 a multiple of `lanes`), then t += ts, x += xs, d += ds (bytes).
+  // Locals: 8 p, 9 q, 10 s, 11 k. Unrolled `lanes` vectors per iteration.
+  const inner = [...fmaVectors(8, 9, 10, lanes), ...bump(8, i32(16 * lanes)), ...bump(9, i32(16 * lanes)), ...bump(10, i32(16 * lanes))];
+  const iterations = lanes === 1 ? get(3) : [...get(3), ...i32(Math.log2(lanes)), 0x76]; // c4 >> log2(lanes)
+  const step = [...get(0), ...set(8), ...get(1), ...set(9), ...get(2), ...set(10), ...iterations, ...set(11), ...countdown(11, inner), ...bump(0, get(5)), ...bump(1, get(6)), ...bump(2, get(7))];
   return countdown(4, step);
 }
 
-function outerAccBody(): number[] {
+function outerAccBody(lanes: number): number[] {
   // outer_acc(x, dy, acc, rows, cin, cout4): for each row, acc[ci][:] += x[ci] * dy[:] (a
-  // [cin, 4*cout4] block of outer products). Locals: 6 p, 7 q, 8 ci, 9 k, 10 xv(v128).
-  const inner = [...get(6), ...get(6), ...vload, ...get(7), ...vload, ...get(10), ...fmul, ...fadd, ...vstore, ...bump(6, i32(16)), ...bump(7, i32(16))];
+  // [cin, 4*cout4] block of outer products; cout4 a multiple of `lanes`).
+  // Locals: 6 p, 7 q, 8 ci, 9 k, 10 xv(v128).
+  const inner = [...fmaVectors(6, 7, -1, lanes, 10), ...bump(6, i32(16 * lanes)), ...bump(7, i32(16 * lanes))];
+  const iterations = lanes === 1 ? get(5) : [...get(5), ...i32(Math.log2(lanes)), 0x76];
   const perCin = [
-    ...get(0), 0x2a, 2, 0, ...splat, 0x22, ...uleb(10), 0x1a, // xv = splat(x[ci]) (tee + drop)
-    ...get(1), ...set(7), ...get(5), ...set(9), ...countdown(9, inner),
+    ...get(0), 0x2a, 2, 0, ...splat, ...set(10), // xv = splat(x[ci])
+    ...get(1), ...set(7), ...iterations, ...set(9), ...countdown(9, inner),
     ...bump(0, i32(4)),
   ];
   const row = [...get(2), ...set(6), ...get(4), ...set(8), ...countdown(8, perCin), ...get(1), ...get(5), ...i32(4), 0x74, ...add, ...set(1)];
@@ -108,16 +121,18 @@ function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   ]));
   const limits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
   const imports = section(2, vec([[...str('env'), ...str('memory'), 0x02, ...limits]]));
-  const funcs = section(3, vec([[0], [1], [2]]));
-  const exports = section(7, vec([[...str('act_mask_sum'), 0x00, 0], [...str('fma_strided'), 0x00, 1], [...str('outer_acc'), 0x00, 2]]));
+  const funcs = section(3, vec([[0], [1], [2], [1], [2]]));
+  const exports = section(7, vec([[...str('act_mask_sum'), 0x00, 0], [...str('fma_strided'), 0x00, 1], [...str('outer_acc'), 0x00, 2], [...str('fma_strided2'), 0x00, 3], [...str('outer_acc2'), 0x00, 4]]));
   const code = (locals: number[][], body: number[]) => {
     const fn = [...vec(locals), ...body, 0x0b];
     return [...uleb(fn.length), ...fn];
   };
   const codes = section(10, vec([
     code([[2, I32], [1, 0x7b]], actMaskSumBody()),
-    code([[4, I32]], fmaStridedBody()),
-    code([[4, I32], [1, 0x7b]], outerAccBody()),
+    code([[4, I32]], fmaStridedBody(1)),
+    code([[4, I32], [1, 0x7b]], outerAccBody(1)),
+    code([[4, I32]], fmaStridedBody(2)),
+    code([[4, I32], [1, 0x7b]], outerAccBody(2)),
   ]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...codes]) as Uint8Array<ArrayBuffer>;
 }
@@ -149,8 +164,15 @@ export function simdFor(backend: tf.KernelBackend): SimdKernels | null {
     const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
     const mod = new WebAssembly.Module(moduleBytes(shared));
     const inst = new WebAssembly.Instance(mod, { env: { memory } });
-    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: SimdKernels['fmaStrided']; outer_acc: SimdKernels['outerAcc'] };
-    kernels = { actMaskSum: e.act_mask_sum, fmaStrided: e.fma_strided, outerAcc: e.outer_acc };
+    type Fma = SimdKernels['fmaStrided'];
+    type Outer = SimdKernels['outerAcc'];
+    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; outer_acc: Outer; fma_strided2: Fma; outer_acc2: Outer };
+    // The two-vector unrolled variants halve the loop overhead when the width allows.
+    kernels = {
+      actMaskSum: e.act_mask_sum,
+      fmaStrided: (t, x, d, c4, count, ts, xs, ds) => (c4 % 2 === 0 ? e.fma_strided2 : e.fma_strided)(t, x, d, c4, count, ts, xs, ds),
+      outerAcc: (x, dy, acc, rows, cin, cout4) => (cout4 % 2 === 0 ? e.outer_acc2 : e.outer_acc)(x, dy, acc, rows, cin, cout4),
+    };
   } catch {
     kernels = null; // no wasm SIMD here: callers use their JS loops
   }

@@ -21,6 +21,8 @@ import { splitGroups } from '../engine/net/groups';
 import { initBackend } from '../engine/backend';
 import { loadSnapshot } from '../dataset/image-source';
 import { startJob } from './jobs/worker-host';
+import { checkpointExists, loadCheckpoint } from '../engine/checkpoint';
+import type { CheckpointMeta } from '../engine/trainer';
 import type { BackboneRef, DataRef, TrainJobPayload } from './jobs/train-job-types';
 
 type TrainingVerbs = 'train:plan' | 'train:start' | 'train:pause' | 'train:resume' | 'train:stop' | 'train:continue' | 'train:active' | 'train:lrFind' | 'eval:run' | 'eval:get' | 'export:run' | 'predict:images';
@@ -137,8 +139,12 @@ export function createTrainingServices(ctx: AppContext, store: Store, runs: RunM
       if (rec.status === 'finished') throw new AppError('bad_state', `Run ${rec.id} already finished; start a new run to train more.`);
       const detail = store.getRun(rec.id);
       const config = resolveConfig(rec.strategy, detail.config as Record<string, unknown>);
-      const hasLast = fs.existsSync(path.join(runDir(rec.id), 'checkpoints', 'last'));
-      const resumed = store.resumeRun(rec.id, { discardAfterEpoch: hasLast ? (rec.lastCheckpointEpoch ?? 0) : 0 });
+      // The checkpoint on disk is the truth: the log may have committed an epoch whose
+      // checkpoint record was cut off by the crash, or the reverse.
+      const lastDir = path.join(runDir(rec.id), 'checkpoints', 'last');
+      const hasLast = checkpointExists(lastDir);
+      const completed = hasLast ? loadCheckpoint<CheckpointMeta>(lastDir).meta.position.epoch : 0;
+      const resumed = store.resumeRun(rec.id, { discardAfterEpoch: completed });
       await launch(resumed.id, resumed.name, config, await backboneOf(rec.id), snapshotOf(rec.id), hasLast);
       return { runId: resumed.id };
     },

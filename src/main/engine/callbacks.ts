@@ -257,7 +257,15 @@ export class ScheduleCallback implements Callback {
   constructor(private readonly multiplierAt: (globalStep: number) => number) {}
   beforeBatch(s: TrainState): void {
     const m = this.multiplierAt(s.globalStep) * s.lrScale;
-    s.lrs = s.runner.peakLrs().map((lr) => lr * m);
+    const warm = s.config.unfreeze.warmupEpochs;
+    const epochNow = s.globalStep / s.batchesPerEpoch;
+    const peaks = s.runner.peakLrs();
+    s.lrs = s.runner.optimizer.groupNames.map((name, i) => {
+      const peak = peaks[i];
+      const stage = warm > 0 ? s.plan.stages.find((st) => st.groups.includes(s.plan.names.indexOf(name))) : undefined;
+      const ramp = stage ? Math.min(1, Math.max(0, (epochNow - stage.afterEpoch + 1 / s.batchesPerEpoch) / warm)) : 1;
+      return peak * m * ramp;
+    });
   }
 }
 

@@ -148,8 +148,10 @@ export const trainConfigSchema = z.object({
       stages: z.array(unfreezeStageSchema).default([]),
       /** Fresh optimizer state for every group when a stage unfreezes (PyTorch tutorials do this). */
       resetOptimizer: z.boolean().default(false),
+      /** Newly unfrozen groups ramp their lr up linearly over this many epochs (no shock to pretrained weights). */
+      warmupEpochs: z.number().min(0).default(0),
     })
-    .default({ stages: [], resetOptimizer: false }),
+    .default({ stages: [], resetOptimizer: false, warmupEpochs: 0 }),
   head: headSchema.default(headSchema.parse({})),
   loss: z
     .object({

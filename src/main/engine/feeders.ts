@@ -43,30 +43,55 @@ export interface PrepareFeedersOptions {
   /** Omitted by the LR finder, which needs no validation; `val` then feeds the training images. */
   val?: ImageSource;
   cacheDir?: string;
+  /** Must change whenever the images or their augmentation change (include the source's augmentation seed). */
   cacheKey?: string;
   signal?: AbortSignal;
   emit?: (e: TrainEvent) => void;
 }
 
 /** Whether the feature cache is used for this plan. */
-export function cacheBoundary(config: TrainConfig, plan: GroupPlan): number {
+/**
+ * Where the cache cuts the backbone (0 = no cache): at the earliest group the plan will ever
+ * unfreeze, or one group earlier when that group's input is much smaller than its output
+ * (MobileNetV2's top expands 7x7x112 to 7x7x1280: caching its input is 11x smaller and
+ * re-running one 1x1 conv per step costs next to nothing).
+ */
+export function cacheBoundary(config: TrainConfig, plan: GroupPlan, net: BackboneNet): number {
   const c = plan.earliestTrainable;
   if (c === 0 || config.featureCache.enabled === false) return 0;
-  return c;
+  const size = (i: number) => net.boundaryShape(i).reduce((a, b) => a * b, 1);
+  return c > 1 && size(c - 1) * 4 <= size(c) ? c - 1 : c;
+}
+
+/** Hash of the weights of groups [0, boundary): a cache is only valid for the weights that made it. */
+function prefixFingerprint(net: BackboneNet, boundary: number): string {
+  const layers = new Set(net.groups.slice(0, boundary).flatMap((g) => g.layers));
+  const h = crypto.createHash('sha256');
+  const weights = net.getWeights();
+  for (const [name, t] of [...weights].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (layers.has(name.slice(0, name.lastIndexOf('/')))) {
+      const d = t.dataSync();
+      h.update(name);
+      h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    }
+    t.dispose();
+  }
+  return h.digest('hex');
 }
 
 function storeKey(o: PrepareFeedersOptions, split: string, boundary: number, views: unknown): string {
   const h = crypto.createHash('sha256');
-  h.update(JSON.stringify({ net: o.net.id, boundary, split, views, size: o.train.imageSize, seed: o.config.seed, key: o.cacheKey ?? '' }));
+  h.update(prefixFingerprint(o.net, boundary));
+  h.update(JSON.stringify({ net: o.net.id, boundary, split, views, size: o.train.imageSize, key: o.cacheKey ?? '' }));
   for (const p of split === 'train' ? o.train.paths : (o.val ?? o.train).paths) h.update(p);
-  return h.digest('hex').slice(0, 24);
+  return h.digest('hex');
 }
 
 /** Build the feeders of a run, computing the feature cache first when it applies. */
 export async function prepareFeeders(o: PrepareFeedersOptions): Promise<Feeders> {
   const { net, config } = o;
   const scaling = net.preprocessing.scaling;
-  const boundary = cacheBoundary(config, o.plan);
+  const boundary = cacheBoundary(config, o.plan, net);
   if (boundary === 0) {
     return {
       train: pixelFeeder(o.train, scaling, config.augment, o.signal),
@@ -82,14 +107,14 @@ export async function prepareFeeders(o: PrepareFeedersOptions): Promise<Feeders>
   const budget = config.featureCache.memoryMB * 1024 * 1024;
   const stores: FeatureStore[] = [];
   const build = async (split: 'train' | 'val', source: ImageSource, views: typeof tv, memoryBytes: number) => {
-    const key = storeKey(o, split, boundary, views);
+    const key = o.cacheDir ? storeKey(o, split, boundary, views) : '';
     const s = await buildFeatureStore({
       net,
       source,
       boundary,
       views,
       memoryBytes,
-      dir: o.cacheDir ? path.join(o.cacheDir, key) : undefined,
+      dir: o.cacheDir ? path.join(o.cacheDir, key.slice(0, 24)) : undefined,
       key,
       batchSize: Math.max(32, config.batchSize),
       signal: o.signal,

@@ -54,7 +54,11 @@ export interface TrainOptions {
   resumeFrom?: string;
   /** Feature cache on disk (reused across runs with the same key); in memory / temp otherwise. */
   cacheDir?: string;
-  /** Identifies the data + augmentation behind the images, for reusing a disk cache. */
+  /**
+   * Identifies the data + augmentation behind the images, for reusing a disk cache: it must
+   * change whenever the images or their augmentation change (e.g. include the source's seed).
+   * Backbone id, cut point, views and file paths are added by the engine.
+   */
   cacheKey?: string;
 }
 

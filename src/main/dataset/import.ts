@@ -10,7 +10,7 @@ import path from 'node:path';
 import { AppError, CancelledError } from '../../shared/errors';
 import { derivedRng } from '../engine/rng';
 import { scanDataset, type FoundFile, type Split } from './scan';
-import { decodeSquare } from './decode';
+import { DECODE_SETTINGS, decodeSquare } from './decode';
 import { DecodeCache, mapPool } from './cache';
 import { buildReport, flatness, placeholderReason, type HealthReport, type ProbedFile } from './health';
 import { saveSnapshot, snapshotId, type DatasetSnapshot, type SnapshotFile } from './snapshot';
@@ -36,12 +36,20 @@ export interface ImportResult {
   report: HealthReport;
 }
 
-function describeDecodeError(err: unknown, size: number): string {
-  const msg = (err as Error).message ?? String(err);
-  if (size === 0) return 'empty file (0 bytes)';
+/** Why a file could not be decoded, in words a user can act on. */
+async function describeDecodeError(err: unknown, bytes: Buffer): Promise<string> {
+  if (bytes.length === 0) return 'empty file (0 bytes)';
+  const msg = ((err as Error).message ?? String(err)).split('\n')[0].slice(0, 120);
   if (/unsupported image format|Input buffer contains unsupported/i.test(msg)) return 'not an image (format not recognised)';
-  if (/premature end|truncat|end of file|corrupt|Invalid|VipsJpeg|gifload|pngload|bad/i.test(msg)) return `truncated or corrupt image (${msg.split('\n')[0].slice(0, 120)})`;
-  return `unreadable image (${msg.split('\n')[0].slice(0, 120)})`;
+  if (/premature end|truncat|end of file|corrupt|Invalid|VipsJpeg|gifload|pngload|bad/i.test(msg)) return `truncated or corrupt image (${msg})`;
+  // libvips keeps one error buffer for all threads, so with several decodes in flight a message
+  // can be lost ("Unknown error"). The header alone tells the two usual cases apart.
+  const format = await probeInfo(bytes).then(
+    (m) => m.format,
+    () => null,
+  );
+  if (!format) return 'not an image (format not recognised)';
+  return `truncated or corrupt ${format} image${msg && !/unknown error/i.test(msg) ? ` (${msg})` : ''}`;
 }
 
 /** Stratified, seeded split of the files without one; identical files stay together. */
@@ -103,13 +111,13 @@ export async function importDataset(o: ImportOptions): Promise<ImportResult> {
       if (reason) suspect.push({ path: f.rel, reason });
       return { ...f, hash, width: info.width, height: info.height, format: info.format };
     } catch (err) {
-      skipped.push({ path: f.rel, reason: describeDecodeError(err, bytes.length) });
+      skipped.push({ path: f.rel, reason: await describeDecodeError(err, bytes) });
       return null;
     }
   };
   const probed = await mapPool(
     scan.files,
-    o.concurrency ?? 4,
+    o.concurrency ?? DECODE_SETTINGS.pool,
     async (f) => {
       try {
         return await probe(f);

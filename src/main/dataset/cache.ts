@@ -13,7 +13,8 @@ export class DecodeCache {
     readonly side: number,
   ) {}
 
-  private file(hash: string): string {
+  /** Where the entry for `hash` lives (whether or not it exists yet). */
+  file(hash: string): string {
     return path.join(this.dir, String(this.side), hash.slice(0, 2), `${hash}.rgb`);
   }
 

@@ -6,7 +6,7 @@
 import type { Preprocessing } from '../../shared/preprocessing';
 import { AppError, CancelledError } from '../../shared/errors';
 import { DecodeCache, mapPool } from './cache';
-import { cacheSide, centreCrop, decodeSquare } from './decode';
+import { DECODE_SETTINGS, cacheSide, centreCropInto, decodeSquare } from './decode';
 import { augmentImage, type AugmentConfig } from './augment';
 import { absPath, loadSnapshot, type DatasetSnapshot, type SnapshotFile } from './snapshot';
 import type { Split } from './scan';
@@ -85,12 +85,12 @@ class SnapshotImageSource implements ImageSource {
     const aug = opts.augment ? this.o.augment : undefined;
     await mapPool(
       indices,
-      this.o.concurrency ?? 4,
+      this.o.concurrency ?? DECODE_SETTINGS.pool,
       async (idx, k) => {
         if (idx < 0 || idx >= this.length) throw new AppError('internal', `Image index ${idx} out of range 0..${this.length - 1}.`);
         const sq = await this.square(idx);
-        const view = aug ? augmentImage(sq, this.side, size, aug, this.o.seed ?? 0, opts.epoch, idx) : centreCrop(sq, this.side, size);
-        out.set(view, k * per);
+        if (aug) out.set(augmentImage(sq, this.side, size, aug, this.o.seed ?? 0, opts.epoch, idx), k * per);
+        else centreCropInto(sq, this.side, size, out, k * per);
       },
       opts.signal,
     );
@@ -102,7 +102,7 @@ class SnapshotImageSource implements ImageSource {
     let done = 0;
     await mapPool(
       this.files.map((_, i) => i),
-      this.o.concurrency ?? 4,
+      this.o.concurrency ?? DECODE_SETTINGS.pool,
       async (i) => {
         if (!this.cache.has(this.files[i].hash)) await this.square(i);
         onProgress?.(++done, this.length);

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import sharp from 'sharp';
+import { cacheSide, centreCrop, decodeSquare, isSrgbProfile, loadImageBufferForEval } from '../../../src/main/dataset/decode';
+import { flatness, placeholderReason } from '../../../src/main/dataset/health';
+import { MOBILENET_224, realJpeg } from './fixtures';
+
+function meanAbsDiff(a: Uint8Array, b: Uint8Array): number {
+  assert.equal(a.length, b.length);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i] - b[i]);
+  return s / a.length;
+}
+
+/** A test card of mid-saturation colour bars (inside both gamuts, so a P3 -> sRGB conversion moves them visibly). */
+async function bars(): Promise<Buffer> {
+  const w = 300;
+  const h = 200;
+  const px = Buffer.alloc(w * h * 3);
+  const colours = [[200, 100, 50], [60, 160, 90], [70, 90, 190], [180, 170, 60], [90, 170, 170], [200, 60, 120]];
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set(colours[Math.floor((x * colours.length) / w)], (y * w + x) * 3);
+  return sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+}
+
+test('sRGB profiles are recognised (their no-op conversion is skipped), others are not', async () => {
+  const card = await bars();
+  const srgb = await sharp(card).withIccProfile('srgb').jpeg({ quality: 95 }).toBuffer();
+  const p3 = await sharp(card).withIccProfile('p3').jpeg({ quality: 95 }).toBuffer();
+  const cmyk = await sharp(card).withIccProfile('cmyk').jpeg({ quality: 95 }).toBuffer();
+  assert.equal(isSrgbProfile((await sharp(srgb).metadata()).icc), true);
+  assert.equal(isSrgbProfile((await sharp(p3).metadata()).icc), false);
+  assert.equal(isSrgbProfile((await sharp(cmyk).metadata()).icc), false);
+  assert.equal(isSrgbProfile(undefined), false);
+  assert.equal(isSrgbProfile(Buffer.from('not a profile at all, but long enough to be read as a header? no.'.repeat(4))), false);
+
+  // A Display P3 image is still converted to sRGB: its stored numbers differ from the sRGB card's,
+  // yet it decodes to the card's colours.
+  const untagged = (await decodeSquare(await sharp(card).jpeg({ quality: 95 }).toBuffer(), 256)).pixels;
+  const storedP3 = (await decodeSquare(await sharp(p3, { ignoreIcc: true }).png().toBuffer(), 256)).pixels;
+  const fromP3 = (await decodeSquare(p3, 256)).pixels;
+  assert.ok(meanAbsDiff(untagged, storedP3) > 5, `P3 numbers differ: ${meanAbsDiff(untagged, storedP3)}`);
+  assert.ok(meanAbsDiff(untagged, fromP3) < 2, `P3 converted back: ${meanAbsDiff(untagged, fromP3)}`);
+  // Tagged sRGB decodes like untagged.
+  const fromSrgb = (await decodeSquare(srgb, 256)).pixels;
+  assert.ok(meanAbsDiff(untagged, fromSrgb) < 1, `sRGB: ${meanAbsDiff(untagged, fromSrgb)}`);
+});
+
+test('decodeSquare: S x S x 3 cover of a real photo with its size and format; eval view is its centre crop', async () => {
+  const jpg = realJpeg('bees', 0);
+  const meta = await sharp(jpg).metadata();
+  const side = cacheSide(MOBILENET_224);
+  assert.equal(side, 256);
+  const { pixels, info } = await decodeSquare(jpg, side);
+  assert.equal(pixels.length, side * side * 3);
+  assert.deepEqual(info, { format: 'jpeg', width: meta.width, height: meta.height });
+  assert.deepEqual(await loadImageBufferForEval(jpg, MOBILENET_224), centreCrop(pixels, side, 224));
+  // A tiny image is scaled up to the square, not refused.
+  const tiny = await sharp(jpg).resize(20, 15).png().toBuffer();
+  const t = await decodeSquare(tiny, side);
+  assert.equal(t.pixels.length, side * side * 3);
+  assert.deepEqual([t.info.width, t.info.height], [20, 15]);
+});
+
+test('flatness tells a blank card from a photo', async () => {
+  const photo = flatness((await decodeSquare(realJpeg('ants', 0), 256)).pixels);
+  assert.ok(photo.dominantShare < 0.75 && photo.colours > 100, JSON.stringify(photo));
+  assert.equal(placeholderReason('train/ants/x.jpg', photo), null);
+  const card = new Uint8Array(256 * 256 * 3).fill(240);
+  for (let i = 0; i < 3000; i++) card[i] = 30; // a line of dark text
+  const flat = flatness(card);
+  assert.ok(flat.dominantShare > 0.9 && flat.colours <= 3, JSON.stringify(flat));
+  assert.match(placeholderReason('train/ants/x.jpg', flat)!, /one flat colour/);
+  assert.match(placeholderReason('a/image_not_found.png', photo)!, /suggests a placeholder/);
+});

@@ -28,6 +28,8 @@ const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 interface StepResult {
   imagesPerS: number;
+  /** Per second of this process's CPU time (all threads); with 1 thread ~ the idle-machine speed. */
+  imagesPerCpuS: number;
   msPerStep: number;
   kernelsPerStep: number;
   kernelShares: Record<string, number>;
@@ -61,12 +63,15 @@ async function measureStep(net: KerasBackbone, from: number, batch: number, step
     total += k.kernelTimeMs as number;
   }
   const kernelShares = Object.fromEntries([...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, ms]) => [k, round(ms / total, 3)]));
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) step();
   const msPerStep = (performance.now() - t0) / steps;
+  const cpu = process.cpuUsage(c0);
+  const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / steps;
   tf.dispose([images, head, labels]);
   if (input !== images) input.dispose();
-  return { imagesPerS: round((batch * 1000) / msPerStep), msPerStep: round(msPerStep), kernelsPerStep: profile.kernels.length, kernelShares };
+  return { imagesPerS: round((batch * 1000) / msPerStep), imagesPerCpuS: round((batch * 1000) / cpuMsPerStep), msPerStep: round(msPerStep), kernelsPerStep: profile.kernels.length, kernelShares };
 }
 
 async function child(): Promise<void> {

@@ -120,6 +120,8 @@ export function buildReport(o: {
   if (small.length) warnings.push(`${small.length} image(s) are smaller than ${SMALL_SIDE} px on a side; they will be upscaled.`);
   if (o.tooFewToSplit.length) warnings.push(`Too few images to split for: ${o.tooFewToSplit.join(', ')} (all of them went to training).`);
   for (const c of o.emptyClasses) warnings.push(`Folder ${c} holds no files.`);
+  const untrained = o.classes.filter((c) => !counts.train?.[c]);
+  if (untrained.length) warnings.push(`No training images for ${untrained.map((c) => `"${c}"`).join(', ')}: the model cannot learn ${untrained.length === 1 ? 'it' : 'them'}. Add images to train/.`);
   const trainClasses = Object.values(counts.train ?? {}).filter((n) => n > 0).length;
   const valImages = Object.values(counts.val ?? {}).reduce((a, b) => a + b, 0);
   if (!valImages) warnings.push('No validation images: training will have nothing to validate on. Import with --val 0.2 or add a val/ folder.');

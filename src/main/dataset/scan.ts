@@ -184,6 +184,9 @@ export function scanDataset(input: string): ScanResult {
   }
   const classes = new Set(result.files.map((f) => f.label));
   if (classes.size === 0) throw new AppError('no_images', `No files found in the class folders of ${root}. Put each class's images in its folder (${root}/<class>/image.jpg) and import again.`);
-  if (classes.size === 1) throw new AppError('single_class', `Only one class ("${[...classes][0]}") in ${root}. A classifier needs at least two classes: add a folder for each other class.`);
+  if (classes.size === 1) {
+    const empty = result.emptyClasses.length ? ` (${result.emptyClasses.map((c) => `"${c}"`).join(', ')} hold${result.emptyClasses.length === 1 ? 's' : ''} no files)` : '';
+    throw new AppError('single_class', `Only one class with images ("${[...classes][0]}") in ${root}${empty}. A classifier needs at least two classes: add a folder of images for each other class.`);
+  }
   return result;
 }

@@ -46,7 +46,19 @@ test('a single class', async () => {
   writeTree(root, { 'ants/a.jpg': realJpeg('ants', 0), 'ants/b.jpg': realJpeg('ants', 1) });
   const e = await importError(root);
   assert.equal(e.code, 'single_class');
-  assert.match(e.message, /Only one class \("ants"\).*add a folder for each other class/);
+  assert.match(e.message, /Only one class with images \("ants"\).*add a folder of images for each other class/);
+  fs.mkdirSync(path.join(root, 'bees'));
+  assert.match((await importError(root)).message, /\("ants"\) in .* \("bees" holds no files\)/);
+});
+
+test('a pre-split class with no training images is usable but warned about', async () => {
+  const root = tempDir();
+  writeTree(root, { 'train/ants/a.jpg': realJpeg('ants', 0), 'train/bees/b.jpg': realJpeg('bees', 0), 'val/ants/a.jpg': realJpeg('ants', 1), 'val/wasps/w.jpg': realJpeg('bees', 1) });
+  const home = tempHome();
+  const { report } = await importDataset({ path: root, datasetsDir: home.datasetsDir, decodeCacheDir: home.decodeCacheDir });
+  assert.deepEqual(report.classes, ['ants', 'bees', 'wasps']);
+  assert.equal(report.counts.train.wasps, 0);
+  assert.ok(report.warnings.some((w) => /No training images for "wasps"/.test(w)), report.warnings.join('\n'));
 });
 
 test('a class whose only files are unreadable', async () => {

@@ -37,6 +37,12 @@ export interface HeadApplyOptions {
   training: boolean;
   /** Seed for this call's dropout masks (drawn from the run's Rng). */
   seed?: number;
+  /**
+   * Optimisation step (0-based). Early steps average BN statistics cumulatively (weight
+   * 1/(step+1), as PyTorch's momentum=None) before switching to the moving average, so a
+   * small data set's few dozen steps don't leave them near their initial 0 / 1.
+   */
+  step?: number;
 }
 
 export class Head {
@@ -114,15 +120,16 @@ export class Head {
     return this.params.some((p) => p.v === v && p.noDecay);
   }
 
-  private applyBn(x: tf.Tensor2D, name: string, training: boolean): tf.Tensor2D {
+  private applyBn(x: tf.Tensor2D, name: string, training: boolean, step?: number): tf.Tensor2D {
     const p = this.bnParams(name);
     if (!training) return tf.batchNorm2d(x, p.movingMean, p.movingVariance, p.beta, p.gamma, BN_EPSILON);
     const { mean, variance } = tf.moments(x, 0);
     // Moving statistics are updated after the step (commitStatistics), outside the tape.
     const n = x.shape[0];
     const unbiased = n > 1 ? variance.mul(n / (n - 1)) : variance;
-    this.pending.push({ v: p.movingMean, value: tf.keep(tf.tidy(() => p.movingMean.mul(BN_MOMENTUM).add(mean.mul(1 - BN_MOMENTUM)))) });
-    this.pending.push({ v: p.movingVariance, value: tf.keep(tf.tidy(() => p.movingVariance.mul(BN_MOMENTUM).add(unbiased.mul(1 - BN_MOMENTUM)))) });
+    const w = Math.max(1 - BN_MOMENTUM, step === undefined ? 0 : 1 / (step + 1));
+    this.pending.push({ v: p.movingMean, value: tf.keep(tf.tidy(() => p.movingMean.mul(1 - w).add(mean.mul(w)))) });
+    this.pending.push({ v: p.movingVariance, value: tf.keep(tf.tidy(() => p.movingVariance.mul(1 - w).add(unbiased.mul(w)))) });
     return tf.batchNorm2d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, p.beta, p.gamma, BN_EPSILON);
   }
 
@@ -137,10 +144,10 @@ export class Head {
       let x: tf.Tensor2D;
       if (this.config.kind === 'concat-pool') {
         x = this.pool ? tf.concat([tf.mean(f4, [1, 2]), tf.max(f4, [1, 2])], 1) as tf.Tensor2D : (features as tf.Tensor2D);
-        x = this.applyBn(x, 'head_bn1', o.training);
+        x = this.applyBn(x, 'head_bn1', o.training, o.step);
         x = this.dropout(x, this.config.dropout, o, 1);
         x = tf.relu(tf.matMul(x, this.get('head_hidden/kernel')).add(this.get('head_hidden/bias')));
-        x = this.applyBn(x, 'head_bn2', o.training);
+        x = this.applyBn(x, 'head_bn2', o.training, o.step);
         x = this.dropout(x, this.config.dropoutFinal, o, 2);
       } else {
         x = this.pool ? (tf.mean(f4, [1, 2]) as tf.Tensor2D) : (features as tf.Tensor2D);

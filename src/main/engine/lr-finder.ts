@@ -130,7 +130,7 @@ export async function lrFind(o: LrFindOptions): Promise<LrFindResult> {
       let loss: number;
       try {
         const labels = Int32Array.from(idx, (k) => o.train.labels[k]);
-        loss = runner.trainStep(x, feeders.train.from, labels, ratios.map((r) => r * lr), hash32(config.seed ^ (i + 1)), micro).loss;
+        loss = runner.trainStep(x, feeders.train.from, labels, ratios.map((r) => r * lr), hash32(config.seed ^ (i + 1)), micro, o.head ? undefined : i).loss;
       } finally {
         x.dispose();
       }

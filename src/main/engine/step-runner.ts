@@ -73,9 +73,9 @@ export class StepRunner {
   /**
    * Forward + backward + update on one batch. `x` enters group `from`; the batch is split
    * into micro-batches of `micro` images whose gradients are summed (each loss weighted by
-   * its share of the batch) before one update.
+   * its share of the batch) before one update. `step` is the global step (head BN warm start).
    */
-  trainStep(x: tf.Tensor, from: number, labels: Int32Array, lrs: number[], seed: number, micro: number): StepResult {
+  trainStep(x: tf.Tensor, from: number, labels: Int32Array, lrs: number[], seed: number, micro: number, step?: number): StepResult {
     const N = labels.length;
     const b = this.boundary;
     const G = this.net.groups.length;
@@ -93,7 +93,7 @@ export class StepRunner {
           let hits: tf.Tensor | null = null;
           const { value, grads } = tf.variableGrads(() => {
             const feats = b < G ? this.net.forwardTrainable(frozen, { from: b, training: true }) : frozen;
-            const logits = this.head.apply(feats, { training: true, seed: seed + s });
+            const logits = this.head.apply(feats, { training: true, seed: seed + s, step });
             hits = tf.keep(tf.sum(tf.equal(tf.argMax(logits, 1), ys).toInt()));
             return softmaxCrossEntropy(logits, ys, this.opts.loss).mul(n / N) as tf.Scalar;
           }, vars);

@@ -233,7 +233,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           next = state.batch + 1 < batches.length ? load(state.batch + 1) : null;
           try {
             const labels = Int32Array.from(idx, (i) => trainSrc.labels[i]);
-            state.lastBatch = runner.trainStep(x, feeders.train.from, labels, state.lrs, hash32(config.seed ^ hash32(state.globalStep + 1)), micro);
+            state.lastBatch = runner.trainStep(x, feeders.train.from, labels, state.lrs, hash32(config.seed ^ hash32(state.globalStep + 1)), micro, state.globalStep);
           } catch (err) {
             if (isOutOfMemory(err)) throw outOfMemoryError(err, { backend: tf.getBackend(), batchSize: config.batchSize, microBatch: micro, trainableGroups: runner.trainable.size, netId: net.id });
             throw err;

@@ -105,3 +105,20 @@ test('cross-entropy with label smoothing and class weights', () => {
   assert.throws(() => resolveClassWeights([1, 2, 3], Int32Array.from([0]), 2, ['ants', 'bees']), /3 weights but the dataset has 2 classes \(ants, bees\)/);
   tf.dispose([logits, labels, plain, sm, w]);
 });
+
+test('head BN statistics start from the first batch, then follow a moving average', () => {
+  const head = new Head(headSchema.parse({ kind: 'concat-pool', hidden: 4, dropout: 0, dropoutFinal: 0 }), [6], 2, 0);
+  const x1 = tf.randomNormal([8, 6], 3, 2, 'float32', 1);
+  const x2 = tf.randomNormal([8, 6], -1, 1, 'float32', 2);
+  const mean = (x: tf.Tensor) => Array.from(tf.tidy(() => tf.mean(x, 0)).dataSync());
+  tf.dispose(head.apply(x1, { training: true, step: 0 }));
+  head.commitStatistics();
+  const m1 = head.getWeightsOf('head_bn1/moving_mean');
+  Array.from(m1.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - mean(x1)[i]) < 1e-5, 'step 0: the batch mean itself'));
+  tf.dispose(head.apply(x2, { training: true, step: 1 }));
+  head.commitStatistics();
+  const m2 = head.getWeightsOf('head_bn1/moving_mean');
+  Array.from(m2.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - (mean(x1)[i] + mean(x2)[i]) / 2) < 1e-5, 'step 1: the average of both batches'));
+  tf.dispose([x1, x2, m1, m2]);
+  head.dispose();
+});

@@ -12,7 +12,7 @@ import type { TrainConfig } from './config';
 import type { GroupPlan } from './param-groups';
 import type { TrainEvent } from './callbacks';
 import { cachedFeeder, pixelFeeder, type Feeder, type ImageSource } from './data';
-import { buildFeatureStore, evalViews, trainViews, type FeatureStore } from './feature-cache';
+import { buildFeatureStore, evalViews, trainViews, type FeatureStore, type ViewSpec } from './feature-cache';
 import { hash32 } from './rng';
 
 export interface CacheReport {
@@ -79,10 +79,12 @@ function prefixFingerprint(net: BackboneNet, boundary: number): string {
   return h.digest('hex');
 }
 
-function storeKey(o: PrepareFeedersOptions, split: string, boundary: number, views: unknown): string {
+function storeKey(o: PrepareFeedersOptions, split: string, boundary: number, views: ViewSpec[]): string {
   const h = crypto.createHash('sha256');
   h.update(prefixFingerprint(o.net, boundary));
-  h.update(JSON.stringify({ net: o.net.id, boundary, split, views, size: o.train.imageSize, key: o.cacheKey ?? '' }));
+  // Augmented views depend on the run's seed (sources seed their augmentation with it); eval views don't.
+  const augmented = views.some((v) => v.augment);
+  h.update(JSON.stringify({ net: o.net.id, boundary, split, views, size: o.train.imageSize, seed: augmented ? o.config.seed : null, key: o.cacheKey ?? '' }));
   for (const p of split === 'train' ? o.train.paths : (o.val ?? o.train).paths) h.update(p);
   return h.digest('hex');
 }

@@ -55,9 +55,10 @@ export interface TrainOptions {
   /** Feature cache on disk (reused across runs with the same key); in memory / temp otherwise. */
   cacheDir?: string;
   /**
-   * Identifies the data + augmentation behind the images, for reusing a disk cache: it must
-   * change whenever the images or their augmentation change (e.g. include the source's seed).
-   * Backbone id, cut point, views and file paths are added by the engine.
+   * Identifies the data + augmentation settings behind the images, for reusing a disk cache:
+   * it must change whenever the images or the augmentation settings change. The engine adds
+   * the backbone id and prefix weights, cut point, views, file paths and (for augmented
+   * views) config.seed, which sources are expected to seed their augmentation with.
    */
   cacheKey?: string;
 }

@@ -1,31 +1,60 @@
 /**
- * The engine end to end on real photos with the real MobileNetV2 0.35 backbone: a short
- * fine-tune on a hymenoptera subset beats chance clearly, frozen weights and every
- * BatchNorm statistic stay bit-identical, and the LR finder leaves the weights untouched.
+ * The engine end to end on real photos with the real MobileNetV2 0.35 backbone and the
+ * datasets slice's ImageSource: a short fine-tune on a hymenoptera subset beats chance
+ * clearly, frozen weights and every BatchNorm statistic stay bit-identical, and the LR
+ * finder leaves the weights untouched.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/main/engine/backend';
 import { loadBackbone } from '../../../src/main/engine/net/index';
 import type { BackboneNet } from '../../../src/main/engine/net/types';
+import type { ImageSource } from '../../../src/main/engine/data';
 import { findBackbone } from '../../../src/main/engine/backbones/registry';
 import { train } from '../../../src/main/engine/trainer';
 import { lrFind } from '../../../src/main/engine/lr-finder';
 import { resolveConfig } from '../../../src/main/engine/strategies';
-import { FolderSource, HYMENOPTERA, MNV2_035 } from './real-source';
+import { importDataset, openImageSource } from '../../../src/main/dataset/image-source';
+import { HYMENOPTERA, MNV2_035 } from './real-source';
+
+const entry = findBackbone('mobilenet_v2_0.35_224')!;
+
+/** The first `n` JPEGs of each class of each split, imported like a user's folder. */
+async function hymenopteraSubset(n: number): Promise<{ train: ImageSource; val: ImageSource; home: string }> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-hym-'));
+  const root = path.join(home, 'hymenoptera');
+  for (const split of ['train', 'val']) {
+    for (const cls of ['ants', 'bees']) {
+      const src = path.join(HYMENOPTERA, split, cls);
+      fs.mkdirSync(path.join(root, split, cls), { recursive: true });
+      for (const f of fs.readdirSync(src).filter((x) => x.endsWith('.jpg')).sort().slice(0, n)) fs.copyFileSync(path.join(src, f), path.join(root, split, cls, f));
+    }
+  }
+  const dirs = { datasetsDir: path.join(home, 'datasets'), decodeCacheDir: path.join(home, 'decoded') };
+  const { snapshot } = await importDataset({ path: root, ...dirs });
+  const open = (split: 'train' | 'val') => openImageSource({ snapshot, split, preprocessing: entry.preprocessing, cacheDir: dirs.decodeCacheDir, augment: { randomResizedCrop: { scale: [0.6, 1], ratio: [3 / 4, 4 / 3] }, hflip: true }, seed: 0 });
+  return { train: (await open('train')) as ImageSource, val: (await open('val')) as ImageSource, home };
+}
 
 let net: BackboneNet;
-const trainSrc = new FolderSource(`${HYMENOPTERA}/train`, 224, 16, 0);
-const valSrc = new FolderSource(`${HYMENOPTERA}/val`, 224, 16, 0);
+let trainSrc: ImageSource;
+let valSrc: ImageSource;
+let home: string;
 
 before(async () => {
   await initBackend();
-  const entry = findBackbone('mobilenet_v2_0.35_224')!;
   net = await loadBackbone(MNV2_035, { id: entry.id, preprocessing: entry.preprocessing });
+  ({ train: trainSrc, val: valSrc, home } = await hymenopteraSubset(16));
 });
 
-after(() => net.dispose());
+after(() => {
+  net.dispose();
+  fs.rmSync(home, { recursive: true, force: true });
+});
 
 const arrays = (m: Map<string, tf.Tensor>) => {
   const out = new Map([...m].map(([k, t]) => [k, t.dataSync().slice() as Float32Array]));

@@ -76,21 +76,29 @@ export function curvesFromLog(series: Record<string, MetricPoint[]>, unfreezes: 
   };
 }
 
-/** Unfreezing after epoch N is drawn at x = N. */
+/**
+ * `epoch` is the 1-based epoch the groups first train in (as train:unfrozen reports it), so the
+ * marker sits where that epoch starts: x = epoch - 1.
+ */
 export function unfreezeMarkers(unfreezes: { epoch: number; groups: string[] }[]): Marker[] {
-  return unfreezes.map((u) => ({ x: u.epoch, label: `unfroze ${u.groups.length > 2 ? `${u.groups.length} groups` : u.groups.join(', ')}` }));
+  return unfreezes.map((u) => ({ x: u.epoch - 1, label: `unfroze ${u.groups.length > 2 ? `${u.groups.length} groups` : u.groups.join(', ')}` }));
 }
 
-/** Guess where groups unfroze in a logged run: the first batch a group's lr is above zero. */
+/**
+ * Where groups unfroze in a logged run: a group whose rate first appears (or first leaves zero)
+ * later than the earliest group's did. Returns 1-based epochs, like train:unfrozen.
+ */
 export function unfreezesFromLrs(lrs: Record<string, Point[]>): { epoch: number; groups: string[] }[] {
+  const starts = Object.entries(lrs)
+    .map(([g, ps]) => ({ g, x: ps.find((p) => p.y > 0)?.x }))
+    .filter((s): s is { g: string; x: number } => s.x !== undefined);
+  if (!starts.length) return [];
+  const first = Math.min(...starts.map((s) => s.x));
   const at = new Map<number, string[]>();
-  for (const [g, ps] of Object.entries(lrs)) {
-    const firstZero = ps.length > 0 && ps[0].y === 0;
-    const on = ps.find((p) => p.y > 0);
-    if (firstZero && on) {
-      const epoch = Math.floor(on.x - 1e-9);
-      at.set(epoch, [...(at.get(epoch) ?? []), g]);
-    }
+  for (const s of starts) {
+    if (s.x <= first + 1e-9) continue;
+    const epoch = Math.floor(s.x - 1e-9) + 1;
+    at.set(epoch, [...(at.get(epoch) ?? []), s.g]);
   }
   return [...at].map(([epoch, groups]) => ({ epoch, groups }));
 }

@@ -21,7 +21,11 @@ export class AppState {
 
   constructor() {
     window.addEventListener('unhandledrejection', (e) => (this.uncaught = errorMessage(e.reason)));
-    window.addEventListener('error', (e) => (this.uncaught = errorMessage(e.error ?? e.message)));
+    window.addEventListener('error', (e) => {
+      // Benign browser notice when charts resize within a frame; not an app error.
+      if (/ResizeObserver loop/.test(e.message)) return;
+      this.uncaught = errorMessage(e.error ?? e.message);
+    });
   }
 }
 

@@ -1,48 +1,14 @@
 /**
  * Dataset snapshots as the Datasets and New experiment screens see them: the list, the import
- * in progress (count, ETA, cancel), and the selected snapshot's health report, thumbnails and
- * augmentation preview, adapted from the datasets verbs into small view models.
+ * in progress (count, ETA, cancel) and the selected snapshot's health report. Thumbnails and
+ * augmentation previews are fetched on demand by the components that show them.
  */
-import { call } from '../lib/transport';
+import { call, onEvent } from '../lib/transport';
 import { Loader } from '../lib/loader.svelte';
 import { errorMessage } from '../lib/format';
+import type { DatasetDetail, DatasetSummary, HealthReport, ThumbnailPage } from '../../../shared/contract/datasets';
 
-export interface SnapshotChoice {
-  id: string;
-  name: string;
-  root: string;
-  createdAt: number;
-  images: number;
-  classes: number;
-}
-
-/** What the health report panel draws. */
-export interface HealthView {
-  snapshotId: string;
-  name: string;
-  root: string;
-  classes: string[];
-  /** split -> class -> images */
-  counts: Record<string, Record<string, number>>;
-  imbalance: number | null;
-  skipped: { path: string; reason: string }[];
-  /** Groups of identical files. */
-  duplicates: string[][];
-  /** Identical files in different splits. */
-  leaks: string[][];
-  small: string[];
-  warnings: string[];
-}
-
-export interface Thumb {
-  path: string;
-  split: string;
-  src: string;
-}
-export interface ThumbPage {
-  items: Thumb[];
-  total: number;
-}
+export type Thumb = ThumbnailPage['items'][number];
 
 export interface ImportRequest {
   path: string;
@@ -53,43 +19,75 @@ export interface ImportRequest {
 }
 
 export interface ImportProgress {
-  phase: string;
   done: number;
   total: number;
-  startedAt: number;
   etaSeconds: number | null;
 }
 
 export class DatasetsStore {
-  snapshots = $state.raw<SnapshotChoice[]>([]);
+  snapshots = $state.raw<DatasetSummary[]>([]);
   error = $state.raw<string | null>(null);
   selectedId = $state<string | null>(null);
-  health = new Loader<HealthView>();
+  detail = new Loader<DatasetDetail>();
   importing = $state.raw<ImportProgress | null>(null);
   importError = $state.raw<string | null>(null);
+  /** The report of the last import, shown until another snapshot is picked. */
+  lastImport = $state.raw<HealthReport | null>(null);
+
+  constructor() {
+    onEvent('datasets:progress', (p) => {
+      if (this.importing) this.importing = { done: p.done, total: p.total, etaSeconds: p.etaSeconds };
+    });
+  }
 
   async refresh(): Promise<void> {
-    this.error = null;
+    try {
+      this.snapshots = await call('datasets:list', {});
+      this.error = null;
+    } catch (err) {
+      this.error = errorMessage(err);
+    }
   }
 
   select(id: string | null): void {
+    if (id === this.selectedId && this.detail.value?.id === id) return;
     this.selectedId = id;
+    if (id) void this.detail.load(() => call('datasets:get', { id }));
+    else this.detail.reset();
   }
 
-  async import(_req: ImportRequest): Promise<string | null> {
-    return null;
+  /** Import a folder; resolves with the new snapshot's id, or null when it failed (see importError). */
+  async import(req: ImportRequest): Promise<string | null> {
+    this.importError = null;
+    this.importing = { done: 0, total: 0, etaSeconds: null };
+    try {
+      const report = await call('datasets:import', req);
+      this.lastImport = report;
+      await this.refresh();
+      this.select(report.snapshotId);
+      return report.snapshotId;
+    } catch (err) {
+      this.importError = errorMessage(err);
+      return null;
+    } finally {
+      this.importing = null;
+    }
   }
 
-  async cancelImport(): Promise<void> {}
-
-  async thumbnails(_snapshotId: string, _className: string, _offset: number, _limit: number): Promise<ThumbPage> {
-    return { items: [], total: 0 };
+  async cancelImport(): Promise<void> {
+    try {
+      await call('datasets:cancelImport', {});
+    } catch (err) {
+      this.importError = errorMessage(err);
+    }
   }
 
-  async preview(_snapshotId: string, _t: Thumb, _seed: number): Promise<string[]> {
-    return [];
+  thumbnails(id: string, className: string, offset: number, limit: number): Promise<ThumbnailPage> {
+    return call('datasets:thumbnails', { id, className, offset, limit, size: 96 });
+  }
+
+  async preview(id: string, t: Thumb, seed: number): Promise<string[]> {
+    const r = await call('datasets:preview', { id, index: t.index, n: 8, seed, size: 160 });
+    return [r.original, ...r.images];
   }
 }
-
-void call;
-void errorMessage;

@@ -73,6 +73,11 @@ async function startRun(strategy: 'head' | 'progressive'): Promise<string> {
 /** Watch the live curves grow until the run ends; returns the final status. */
 async function watchRun(name: string): Promise<string> {
   const first = await waitForValue(() => numericAttr(page, 'chart-loss', 'data-points'), (n) => n > 0, `${name}: first points on the loss curve`);
+  // Leave the screen and come back: the run goes on and the curves are still there.
+  await nav('runs');
+  await page.getByTestId('runs').waitFor();
+  await nav('live');
+  const back = await waitForValue(() => numericAttr(page, 'chart-loss', 'data-points'), (n) => n >= first, `${name}: curves after coming back`);
   const more = await waitForValue(() => numericAttr(page, 'chart-loss', 'data-points'), (n) => n > first, `${name}: the loss curve to grow`);
   assert.ok(more > first);
   await screenshotWithContent(page, `live-${name}`);
@@ -89,6 +94,24 @@ async function watchRun(name: string): Promise<string> {
 test('the System screen stays the landing page and shows the doctor report', async () => {
   assert.equal(await page.getByTestId('backend').textContent(), 'wasm');
   await screenshotWithContent(page, 'gui-system');
+});
+
+test('the nav is keyboard reachable', async () => {
+  await page.getByTestId('nav-system').focus();
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('datasets').waitFor();
+  assert.equal(await page.getByTestId('nav-datasets').getAttribute('aria-current'), 'page');
+});
+
+test('an API error shows as a readable message, not a blank screen', async () => {
+  await nav('datasets');
+  const missing = path.join(hymenopteraDir, 'no-such-folder');
+  await page.getByTestId('import-path').fill(missing);
+  await page.getByTestId('import-start').click();
+  await page.getByTestId('import-error').waitFor({ timeout: 30_000 });
+  assert.match((await page.getByTestId('import-error').textContent()) ?? '', /no-such-folder/);
+  await page.getByRole('button', { name: 'Dismiss error' }).click();
 });
 
 test('datasets: import hymenoptera; the health report flags the GIF placeholder', async () => {
@@ -112,6 +135,10 @@ test('new experiment: the preset fills in groups and the schedule preview', asyn
   await page.getByTestId('strategy-progressive').check();
   await waitForValue(() => page.getByTestId('group-row').count(), (n) => n >= 2, 'layer groups in the plan');
   assert.ok((await numericAttr(page, 'schedule-chart', 'data-points')) > 1, 'schedule curve has points');
+  await page.getByTestId('lr-find').click();
+  await waitForOrError(page, 'lr-find-chart', ['lr-find-error'], 180_000);
+  assert.ok((await numericAttr(page, 'lr-find-chart', 'data-points')) > 5, 'loss against lr is plotted');
+  assert.ok((await numericAttr(page, 'lr-find-chart', 'data-markers')) >= 1, 'the suggestion is marked');
   await screenshotWithContent(page, 'gui-new-experiment', { fullPage: true });
 });
 
@@ -133,6 +160,17 @@ test('runs table lists both runs; the comparison shows the strategy difference',
   const strategies = await page.getByTestId('run-strategy').allTextContents();
   assert.ok(strategies.includes('head') && strategies.includes('progressive'), `strategies: ${strategies}`);
   await page.getByTestId('sort-best').click();
+  // Tags and notes are editable from the table.
+  await page.locator(`[data-run-id="${runIds.head}"] [data-testid=run-open]`).click();
+  await page.getByTestId('tag-input').fill('baseline');
+  await page.getByTestId('tag-add').click();
+  await waitForValue(() => page.locator(`[data-run-id="${runIds.head}"]`).textContent(), (t) => !!t?.includes('baseline'), 'the tag in the runs table');
+  await page.getByTestId('notes-input').fill('Frozen backbone, 2 epochs.');
+  await page.getByTestId('notes-save').click();
+  await page.getByText('Saved.').waitFor();
+  await page.getByTestId('runs-filter').fill('baseline');
+  assert.equal(await page.getByTestId('run-row').count(), 1, 'filter by tag');
+  await page.getByTestId('runs-filter').fill('');
   await screenshotWithContent(page, 'gui-runs');
   for (const id of Object.values(runIds)) await page.locator(`[data-run-id="${id}"] [data-testid=run-select]`).check();
   await page.getByTestId('compare-selected').click();
@@ -142,6 +180,13 @@ test('runs table lists both runs; the comparison shows the strategy difference',
   assert.match(params, /progressive/);
   assert.ok((await numericAttr(page, 'compare-chart-val_accuracy', 'data-points')) >= 4, 'both runs on the val_accuracy chart');
   await screenshotWithContent(page, 'gui-compare', { fullPage: true });
+  // The OS's dark theme is followed.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const [r, g, b] = (bg.match(/\d+/g) ?? []).map(Number);
+  assert.ok(r + g + b < 150, `dark background, got ${bg}`);
+  await screenshotWithContent(page, 'gui-compare-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
 });
 
 test('evaluation shows the confusion matrix and per-class metrics', async () => {

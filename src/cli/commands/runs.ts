@@ -72,7 +72,7 @@ function renderList(runs: RunSummary[], sort?: string): string {
     r.status,
     clip(r.backbone, 20),
     r.strategy,
-    r.lastEpoch === null ? '-' : String(r.lastEpoch + 1),
+    r.lastEpoch === null ? '-' : String(r.lastEpoch),
     ...keys.map((k) => num(r.metrics[k]?.best ?? r.metrics[k]?.final)),
     when(r.startedAt),
     r.tags.join(','),
@@ -94,7 +94,7 @@ function renderShow(d: RunDetail): string {
       ['Dataset snapshot', d.snapshotId ? `${d.snapshotId}${d.snapshot ? ` (${d.snapshot.name}, ${d.snapshot.root})` : ''}` : '-'],
       ['Started', when(d.startedAt)],
       ['Ended', `${when(d.endedAt)}${d.endedAt ? ` (${duration(d.startedAt, d.endedAt)})` : ''}`],
-      ['Epochs logged', d.lastEpoch === null ? '0' : String(d.lastEpoch + 1)],
+      ['Epochs logged', d.lastEpoch === null ? '0' : String(d.lastEpoch)],
       ['Last checkpoint', d.lastCheckpoint ? `${d.lastCheckpoint}${d.lastCheckpointEpoch !== null ? ` (epoch ${d.lastCheckpointEpoch})` : ''}` : '-'],
       ['App version', d.appVersion],
       ['Tags', d.tags.length ? d.tags.join(', ') : '-'],
@@ -126,7 +126,7 @@ function renderCompare(c: Comparison, all: boolean, curves: boolean): string {
   parts.push(
     table(
       ['', 'ID', 'NAME', 'STATUS', 'BACKBONE', 'SNAPSHOT', 'EPOCHS'],
-      c.runs.map((r, i) => [label(i), r.id, clip(r.name, 24), r.status, clip(r.backbone, 20), r.snapshotId ?? '-', r.lastEpoch === null ? '-' : String(r.lastEpoch + 1)]),
+      c.runs.map((r, i) => [label(i), r.id, clip(r.name, 24), r.status, clip(r.backbone, 20), r.snapshotId ?? '-', r.lastEpoch === null ? '-' : String(r.lastEpoch)]),
     ),
   );
   const runCols = c.runs.map((_, i) => label(i));

@@ -40,6 +40,6 @@ async function dataDir() {
 
 finetune(['doctor']);
 const data = await dataDir();
-const epochs = process.env.QUICKSTART_EPOCHS ?? '3';
-finetune(['train', '--data', data, '--strategy', 'head', '--epochs', epochs, '--name', 'quickstart']);
+const epochs = process.env.QUICKSTART_EPOCHS ?? '6';
+finetune(['train', '--data', data, '--strategy', 'progressive', '--epochs', epochs, '--name', 'quickstart']);
 finetune(['runs', 'list']);

@@ -4,32 +4,10 @@
  * images, images that look like placeholders, and classes too small to split.
  */
 import type { Split } from './scan';
+import type { HealthReport } from '../../shared/contract/datasets';
 
-export interface HealthReport {
-  snapshotId: string;
-  name: string;
-  root: string;
-  layout: string;
-  classes: string[];
-  /** counts[split][class] */
-  counts: Record<string, Record<string, number>>;
-  total: number;
-  /** Largest class over smallest class (all splits); 1 = balanced. */
-  imbalanceRatio: number;
-  skipped: { path: string; reason: string }[];
-  /** Files with identical content (same hash), within or across classes. */
-  duplicates: { hash: string; paths: string[] }[];
-  /** Identical content in more than one split: the model is evaluated on what it trained on. */
-  leaks: { hash: string; paths: string[]; splits: Split[] }[];
-  /** Identical content under different labels. */
-  conflicts: { hash: string; paths: string[]; labels: string[] }[];
-  small: { path: string; width: number; height: number }[];
-  /** Decodable but probably not a real example (flat placeholder graphics, "image not found"). */
-  suspect: { path: string; reason: string }[];
-  tooFewToSplit: string[];
-  warnings: string[];
-  usable: boolean;
-}
+/** The report's shape is part of the contract (the GUI and the CLI's --json read it). */
+export type { HealthReport };
 
 export interface ProbedFile {
   rel: string;

@@ -4,6 +4,7 @@
  * a batch, never the data set: 50,000 images stream from the cache files.
  */
 import type { Preprocessing } from '../../shared/preprocessing';
+import type { ImageSource as EngineImageSource } from '../engine/data';
 import { AppError, CancelledError } from '../../shared/errors';
 import { DecodeCache, mapPool } from './cache';
 import { DECODE_SETTINGS, cacheSide, centreCropInto, decodeSquare } from './decode';
@@ -17,16 +18,10 @@ export { loadSnapshot } from './snapshot';
 export { importDataset } from './import';
 export { loadImageForEval, loadImageBufferForEval } from './decode';
 
-export interface ImageSource {
-  readonly length: number;
-  readonly imageSize: number;
-  readonly numClasses: number;
-  readonly classNames: string[];
-  readonly labels: Int32Array;
-  readonly paths: string[];
-  load(indices: number[], opts: { epoch: number; augment: boolean; signal?: AbortSignal }): Promise<Uint8Array>;
+/** The engine states what it reads (engine/data.ts); this module provides it, warm() included. */
+export type ImageSource = EngineImageSource & {
   warm(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<void>;
-}
+};
 
 export interface OpenImageSourceOptions {
   snapshot: DatasetSnapshot;

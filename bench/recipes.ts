@@ -76,7 +76,11 @@ function peer(): Measured | null {
   return { ...m, bestValAccuracy: (m.json?.best_val_acc as number | undefined) ?? null };
 }
 
+const out = path.join(root, 'bench', 'results', 'recipes.json');
+// Keep the other recipe's last result when only one is run.
+const previous: Record<string, unknown> = fs.existsSync(out) ? JSON.parse(fs.readFileSync(out, 'utf8')) : {};
 const result: Record<string, unknown> = {
+  ...previous,
   date: new Date().toISOString(),
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
   loadBefore: os.loadavg(),
@@ -102,7 +106,6 @@ if (!only || only === 'auto') {
 }
 result.loadAfter = os.loadavg();
 fs.mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
-const out = path.join(root, 'bench', 'results', 'recipes.json');
 fs.writeFileSync(out, JSON.stringify(result, null, 2));
 console.log(JSON.stringify(result, (k, v) => (k === 'json' ? undefined : v), 2));
 console.log(`written to ${out}`);

@@ -195,6 +195,8 @@ test('evaluation shows the confusion matrix and per-class metrics', async () => 
   await waitForOrError(page, 'confusion-matrix', ['eval-error', 'eval-load-error'], 180_000);
   assert.equal(await page.getByTestId('cm-cell').count(), 4, '2 x 2 matrix for ants / bees');
   assert.match((await page.getByTestId('per-class').textContent()) ?? '', /ants[\s\S]*bees/);
+  // The top losses show the images themselves.
+  await page.locator('[data-testid=top-loss] img').first().waitFor({ timeout: 60_000 });
   await screenshotWithContent(page, 'gui-evaluation', { fullPage: true });
 });
 

@@ -19,7 +19,9 @@ import { train } from '../../../src/main/engine/trainer';
 import { lrFind } from '../../../src/main/engine/lr-finder';
 import { resolveConfig } from '../../../src/main/engine/strategies';
 import { importDataset, openImageSource } from '../../../src/main/dataset/image-source';
-import { HYMENOPTERA, MNV2_035 } from './real-source';
+import { hymenopteraDir as HYMENOPTERA, mobilenetV2Dir } from '../../helpers/paths';
+
+const MNV2_035 = path.join(mobilenetV2Dir, 'model.json');
 
 const entry = findBackbone('mobilenet_v2_0.35_224')!;
 

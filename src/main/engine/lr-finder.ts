@@ -81,7 +81,10 @@ export function steepestIndex(lrs: number[], losses: number[]): number {
   return best;
 }
 
-/** Run the range test and restore the weights of `net` (and `head`, if given) afterwards. */
+/**
+ * Run the range test and restore the weights of `net` (and `head`, if given) afterwards.
+ * The net is left with the tested groups trainable; call setTrainable before reusing it.
+ */
 export async function lrFind(o: LrFindOptions): Promise<LrFindResult> {
   const base = parseConfig(o.config ?? {});
   const names = o.net.groups.map((g) => g.name);

@@ -95,7 +95,7 @@ export async function trainCommand(args: string[], app: Booted): Promise<number>
       );
     } else if (event === 'train:unfrozen' && (payload as { runId: string }).runId === runId) {
       const u = payload as { epoch: number; groups: string[] };
-      out(`epoch ${u.epoch}: unfroze ${u.groups.join(', ')}`);
+      out(`epoch ${u.epoch}: training ${u.groups.join(", ")} from now on`);
     } else if (event === 'train:phase' && (payload as { runId: string }).runId === runId && tty) {
       const ph = payload as { phase: string; done: number; total: number };
       process.stderr.write(`\r\x1b[2K${ph.phase} ${ph.done}/${ph.total}`);

@@ -7,6 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+/**
+ * Bump whenever decoding changes its pixels (kernel, colour handling, crop): entries made by
+ * another decoder would make cached training/evaluation disagree with a fresh decode (and
+ * fail the export's parity check), so each decoder version gets its own folder.
+ */
+export const DECODER_VERSION = 2;
+
 export class DecodeCache {
   constructor(
     readonly dir: string,
@@ -15,7 +22,7 @@ export class DecodeCache {
 
   /** Where the entry for `hash` lives (whether or not it exists yet). */
   file(hash: string): string {
-    return path.join(this.dir, String(this.side), hash.slice(0, 2), `${hash}.rgb`);
+    return path.join(this.dir, `v${DECODER_VERSION}`, String(this.side), hash.slice(0, 2), `${hash}.rgb`);
   }
 
   get(hash: string): Uint8Array | null {

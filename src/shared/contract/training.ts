@@ -139,6 +139,7 @@ export interface EpochEnd {
 export interface TrainingEvents {
   'train:progress': TrainProgress;
   'train:epoch': EpochEnd;
+  /** `epoch` is the 1-based epoch in which `groups` start training (they unfroze after epoch - 1). */
   'train:unfrozen': { runId: string; epoch: number; groups: string[] };
   'train:status': { runId: string; status: string; message?: string; best?: { epoch: number; val_accuracy: number; val_loss: number } };
   'train:phase': { runId: string; phase: string; done: number; total: number };

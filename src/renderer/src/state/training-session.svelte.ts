@@ -9,20 +9,13 @@
  */
 import { call, onEvent } from '../lib/transport';
 import { errorMessage } from '../lib/format';
-import type { ActiveRun, EpochEnd, StrategyName, TrainProgress } from '../../../shared/contract/training';
+import type { ActiveRun, StrategyName, TrainProgress } from '../../../shared/contract/training';
 
-export interface LiveRun {
-  runId: string;
-  name: string;
+/** A run as the live screen sees it: the service's ActiveRun plus what ended it. */
+export interface LiveRun extends Omit<ActiveRun, 'status'> {
   /** running | paused | stopping while live; then finished | stopped | failed. */
   status: string;
   message: string | null;
-  backend: string;
-  threads: number;
-  epochs: number;
-  history: TrainProgress[];
-  epochsDone: EpochEnd[];
-  unfreezes: { epoch: number; groups: string[] }[];
   phase: { phase: string; done: number; total: number } | null;
   best: { epoch: number; val_accuracy: number; val_loss: number } | null;
 }

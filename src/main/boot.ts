@@ -19,6 +19,7 @@ export interface BootOptions {
   home?: string;
   mirrors?: string[];
   electronVersion?: string | null;
+  pickFolder?: (title?: string) => Promise<string | null>;
 }
 
 export interface Booted {
@@ -65,6 +66,7 @@ export function createContext(opts: BootOptions = {}): AppContext {
     events: new EventHub(),
     appVersion: appVersion(),
     electronVersion: opts.electronVersion ?? null,
+    pickFolder: opts.pickFolder,
   };
 }
 

@@ -2,7 +2,7 @@
  * Electron main process: boot, register IPC, open the window. Thin on purpose: every verb
  * lives in services/, which the CLI and `serve` share.
  */
-import { app, BrowserWindow, ipcMain, shell, session } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, shell, session } from 'electron';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { boot, type Booted } from './boot';
@@ -47,11 +47,18 @@ async function onReady(): Promise<void> {
   session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [contentSecurityPolicy()] } });
   });
-  const booted: Booted = await boot({ electronVersion: process.versions.electron });
-  const win = createWindow();
-  registerIpc(ipcMain, booted.api, (webContents) => webContents === win.webContents);
+  let win: BrowserWindow | null = null;
+  const pickFolder = async (title?: string) => {
+    const options: Electron.OpenDialogOptions = { title: title ?? 'Choose an image folder', properties: ['openDirectory'] };
+    const r = win ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
+    return r.canceled || !r.filePaths[0] ? null : r.filePaths[0];
+  };
+  const booted: Booted = await boot({ electronVersion: process.versions.electron, pickFolder });
+  win = createWindow();
+  const mainWindow = win;
+  registerIpc(ipcMain, booted.api, (webContents) => webContents === mainWindow.webContents);
   booted.ctx.events.subscribe((envelope) => {
-    if (!win.isDestroyed()) win.webContents.send(EVENT_CHANNEL, envelope);
+    if (!mainWindow.isDestroyed()) mainWindow.webContents.send(EVENT_CHANNEL, envelope);
   });
   app.on('before-quit', () => void booted.close());
 }

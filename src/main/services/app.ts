@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type { BackboneInfo, DoctorReport } from '../../shared/contract';
 import type { AppContext } from './context';
+import { AppError } from '../../shared/errors';
 import { initBackend } from '../engine/backend';
 import { BACKBONES } from '../engine/backbones/registry';
 import { isCompleteModelFolder } from '../engine/backbones/resolve';
@@ -76,5 +77,9 @@ export function createAppServices(ctx: AppContext) {
   return {
     'app:doctor': async () => doctor(ctx),
     'models:list': async () => listModels(ctx),
+    'app:pickFolder': async ({ title }: { title?: string }) => {
+      if (!ctx.pickFolder) throw new AppError('unsupported', 'Picking a folder needs the desktop app. Type or paste the folder path instead.');
+      return { path: await ctx.pickFolder(title) };
+    },
   };
 }

@@ -28,6 +28,8 @@ export interface AppContext {
   appVersion: string;
   /** Set when running inside Electron (its version), for `doctor`. */
   electronVersion: string | null;
+  /** The OS folder picker, provided by the desktop shell only. */
+  pickFolder?: (title?: string) => Promise<string | null>;
 }
 
 export function appPaths(home: string): AppPaths {

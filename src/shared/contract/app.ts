@@ -44,4 +44,6 @@ export interface BackboneInfo {
 export const appVerbs = {
   'app:doctor': verb(z.object({}).strict()).returns<DoctorReport>(),
   'models:list': verb(z.object({}).strict()).returns<BackboneInfo[]>(),
+  /** Desktop only: the OS folder picker. Null when the user cancels; `unsupported` in serve/CLI. */
+  'app:pickFolder': verb(z.object({ title: z.string().max(200).optional() }).strict()).returns<{ path: string | null }>(),
 };

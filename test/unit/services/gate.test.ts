@@ -50,3 +50,14 @@ test('thrown errors become { ok: false, error: { code, message } }', async () =>
   assert.deepEqual(await invokeVerb(api, 'app:doctor', {}), { ok: false, error: { code: 'no_backend', message: 'No backend. Install tfjs.' } });
   assert.deepEqual(await invokeVerb(api, 'models:list', {}), { ok: false, error: { code: 'internal', message: 'boom' } });
 });
+
+test('app:pickFolder is refused with advice outside the desktop app, and uses the shell picker inside it', async () => {
+  const { createAppServices } = await import('../../../src/main/services/app');
+  const { appPaths } = await import('../../../src/main/services/context');
+  const { EventHub } = await import('../../../src/main/services/events');
+  const base = { paths: appPaths('/tmp/unused-home'), mirrors: [], events: new EventHub(), appVersion: '0', electronVersion: null };
+  const cli = createAppServices(base);
+  await assert.rejects(cli['app:pickFolder']({}), /needs the desktop app\. Type or paste the folder path/);
+  const desktop = createAppServices({ ...base, pickFolder: async (title?: string) => `/picked/${title ?? 'default'}` });
+  assert.deepEqual(await desktop['app:pickFolder']({ title: 'x' }), { path: '/picked/x' });
+});

@@ -6,11 +6,10 @@
  *
  * Run: node --import tsx bench/inference.ts [--images 96] [--batch 32] [--rounds 2]
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { round, runPerThreadCount } from './per-threads';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/main/engine/backend';
@@ -24,7 +23,6 @@ const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 /** Centre-cropped 224 px photos scaled to [-1, 1], in batches. */
 async function photoBatches(count: number, batch: number): Promise<tf.Tensor4D[]> {
@@ -77,32 +75,9 @@ async function child(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ backend: backend.name, threads: backend.threads, skipped: backend.skipped.filter((s) => s.name.startsWith('wasm')), forwardFrozenImagesPerS: round(folded.wall), layersPredictImagesPerS: round(layers.wall), speedup: round(folded.wall / layers.wall, 2), forwardFrozenImagesPerCpuS: round(folded.cpu), layersPredictImagesPerCpuS: round(layers.cpu) })}\n`);
 }
 
-async function main(): Promise<void> {
-  const loadAtStart = os.loadavg().map((x) => round(x, 2));
-  const runs = [];
-  for (const threads of [1, 2]) {
-    const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', ...process.argv.slice(2)], {
-      env: { ...process.env, FINETUNE_THREADS: String(threads), FINETUNE_BACKEND: 'wasm' },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const result = JSON.parse(out.trim().split('\n').pop()!);
-    console.error(`threads ${threads}: ${JSON.stringify(result)}`);
-    runs.push({ threadsRequested: threads, ...result });
-  }
-  const report = {
-    bench: 'inference',
-    date: new Date().toISOString(),
-    model: 'mobilenet_v2_0.35_224 (out_relu 7x7x1280)',
-    images: arg('images', 96),
-    batch: arg('batch', 32),
-    machine: { cpus: os.cpus().length, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)) },
-    runs,
-  };
-  fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'bench/results/inference.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(JSON.stringify(report));
+function main(): void {
+  runPerThreadCount(fileURLToPath(import.meta.url), 'inference', { model: 'mobilenet_v2_0.35_224 (out_relu 7x7x1280)', images: arg('images', 96), batch: arg('batch', 32) });
 }
 
 if (process.argv.includes('--child')) await child();
-else await main();
+else main();

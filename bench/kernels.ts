@@ -7,11 +7,9 @@
  *
  * Run: node --import tsx bench/kernels.ts [--batch 16] [--steps 6] [--full]
  */
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { round, runPerThreadCount } from './per-threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/main/engine/backend';
 import { loadBackbone, type KerasBackbone } from '../src/main/engine/net/index';
@@ -24,7 +22,6 @@ const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 interface StepResult {
   imagesPerS: number;
@@ -95,30 +92,9 @@ async function child(): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-async function main(): Promise<void> {
-  const loadAtStart = os.loadavg().map((x) => round(x, 2));
-  const runs = [];
-  for (const threads of [1, 2]) {
-    const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', ...process.argv.slice(2)], {
-      env: { ...process.env, FINETUNE_THREADS: String(threads), FINETUNE_BACKEND: 'wasm' },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const result = JSON.parse(out.trim().split('\n').pop()!);
-    console.error(`threads ${threads}: ${JSON.stringify(result)}`);
-    runs.push(result);
-  }
-  const report = {
-    bench: 'kernels',
-    date: new Date().toISOString(),
-    step: 'suffix: block_14..block_16 + Conv_1 trainable on cached block_13 activations, linear head, SGD',
-    machine: { cpus: os.cpus().length, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)) },
-    runs,
-  };
-  fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
-  fs.writeFileSync(path.join(root, 'bench/results/kernels.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(JSON.stringify(report));
+function main(): void {
+  runPerThreadCount(fileURLToPath(import.meta.url), 'kernels', { step: 'suffix: block_14..block_16 + Conv_1 trainable on cached block_13 activations, linear head, SGD' });
 }
 
 if (process.argv.includes('--child')) await child();
-else await main();
+else main();

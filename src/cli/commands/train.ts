@@ -55,12 +55,11 @@ export function overridesFrom(values: { config?: string; epochs?: string; seed?:
 async function snapshotFor(values: { data?: string; snapshot?: string; val?: string; seed?: string; json?: boolean }, app: Booted): Promise<string> {
   if (values.snapshot) return values.snapshot;
   if (!values.data) throw new AppError('bad_arguments', 'Give the images with --data DIR (a folder of class folders, or train/val/test folders), or --snapshot ID.');
-  const imported = await app.call('datasets:import', {
+  const r = await app.call('datasets:import', {
     path: values.data,
     val: values.val !== undefined ? Number(values.val) : undefined,
-    seed: values.seed !== undefined ? Number(values.seed) : undefined,
-  } as never);
-  const r = imported as unknown as { snapshotId: string; skipped: { path: string; reason: string }[]; classes: string[] };
+    seed: intOption('seed', values.seed),
+  });
   const log = values.json ? console.error : console.log;
   log(`Dataset snapshot ${r.snapshotId}: ${r.classes.length} classes${r.skipped.length ? `, ${r.skipped.length} file(s) skipped` : ''}`);
   for (const s of r.skipped.slice(0, 5)) log(`  skipped ${s.path}: ${s.reason}`);

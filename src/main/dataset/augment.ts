@@ -21,6 +21,12 @@ export interface AugmentConfig {
 
 export const NO_AUGMENT: AugmentConfig = {};
 
+/** What the `augment: true` switch turns on: the tutorials' recipe (crop 60-100%, horizontal flip). */
+export const DEFAULT_AUGMENT: AugmentConfig = {
+  randomResizedCrop: { scale: [0.6, 1], ratio: [3 / 4, 4 / 3] },
+  hflip: true,
+};
+
 interface Crop {
   x: number;
   y: number;

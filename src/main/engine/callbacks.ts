@@ -10,19 +10,11 @@ import type { GroupPlan } from './param-groups';
 import { trainableAfter } from './param-groups';
 import type { StepRunner, StepResult } from './step-runner';
 import type { TensorData } from './optimizers';
+import type { EpochSummary } from '../../shared/contract/training';
 
-export interface EpochMetrics {
-  /** 1-based. */
-  epoch: number;
-  train_loss: number;
-  train_accuracy: number;
-  val_loss: number;
-  val_accuracy: number;
-  /** Head lr at the end of the epoch. */
-  lr: number;
+export interface EpochMetrics extends EpochSummary {
   /** Lr of every optimiser group at the end of the epoch. */
   lrs: Record<string, number>;
-  seconds: number;
   /** Backbone groups trained during the epoch. */
   trainable: string[];
 }

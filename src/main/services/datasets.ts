@@ -7,8 +7,7 @@ import { importDataset } from '../dataset/import';
 import { listSnapshots, loadSnapshot, absPath, type DatasetSnapshot } from '../dataset/snapshot';
 import { DecodeCache } from '../dataset/cache';
 import { cacheSide, decodeSquare, toDataUrl, centreCrop } from '../dataset/decode';
-import { augmentImage } from '../dataset/augment';
-import { DEFAULT_AUGMENT } from './jobs/data-access';
+import { augmentImage, DEFAULT_AUGMENT } from '../dataset/augment';
 import sharp from 'sharp';
 
 type DatasetVerbs = 'datasets:import' | 'datasets:cancelImport' | 'datasets:list' | 'datasets:get' | 'datasets:thumbnails' | 'datasets:preview';

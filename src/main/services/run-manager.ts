@@ -10,12 +10,16 @@ import type { Store } from '../store';
 import { startJob, type JobHandle } from './jobs/worker-host';
 import type { TrainJobPayload, TrainJobResult } from './jobs/train-job-types';
 
-interface LiveRun {
+/** What the worker's events update. */
+interface LiveState {
   info: ActiveRun;
-  job: JobHandle<TrainJobResult>;
   /** Batch-level metrics waiting for the epoch's transaction. */
   pending: { key: string; step: number; epoch: number; value: number; time: number }[];
   lastEmit: number;
+}
+
+interface LiveRun extends LiveState {
+  job: JobHandle<TrainJobResult>;
   finished: Promise<TrainJobResult>;
 }
 
@@ -51,18 +55,18 @@ export class RunManager {
       epochsDone: [],
       unfreezes: [],
     };
-    const entry = { info, pending: [], lastEmit: 0 } as unknown as LiveRun;
-    entry.job = startJob<TrainJobResult>('train', payload, (event, data) => this.onEvent(entry, event, data));
-    entry.finished = entry.job.done.then(
+    const state: LiveState = { info, pending: [], lastEmit: 0 };
+    const job = startJob<TrainJobResult>('train', payload, (event, data) => this.onEvent(state, event, data));
+    const finished = job.done.then(
       (result) => {
-        this.flush(entry);
+        this.flush(state);
         this.store.setStatus(runId, result.status);
         this.ctx.events.emit('train:status', { runId, status: result.status, best: result.best ?? undefined });
         this.live.delete(runId);
         return result;
       },
       (err: AppError) => {
-        this.flush(entry);
+        this.flush(state);
         const status = err.code === 'cancelled' ? 'stopped' : 'failed';
         this.store.setStatus(runId, status, { error: status === 'failed' ? err.message : undefined });
         this.ctx.events.emit('train:status', { runId, status, message: err.message });
@@ -71,8 +75,8 @@ export class RunManager {
       },
     );
     // Nobody may be awaiting (the GUI follows events); keep the rejection from being unhandled.
-    entry.finished.catch(() => {});
-    this.live.set(runId, entry);
+    finished.catch(() => {});
+    this.live.set(runId, Object.assign(state, { job, finished }));
     this.ctx.events.emit('train:status', { runId, status: 'running' });
   }
 
@@ -99,13 +103,13 @@ export class RunManager {
     await Promise.allSettled(all.map((l) => l.finished));
   }
 
-  private flush(l: LiveRun): void {
+  private flush(l: LiveState): void {
     if (!l.pending.length) return;
     this.store.logMetrics(l.info.runId, l.pending);
     l.pending = [];
   }
 
-  private onEvent(l: LiveRun, event: string, data: unknown): void {
+  private onEvent(l: LiveState, event: string, data: unknown): void {
     const runId = l.info.runId;
     const now = Date.now();
     switch (event) {

@@ -15,11 +15,11 @@ import { resolveConfig } from '../engine/strategies';
 import type { TrainConfig } from '../engine/config';
 import { planGroups, describePlan } from '../engine/param-groups';
 import { previewSchedule } from '../engine/schedules';
-import { loadKerasModelArtifacts } from '../engine/net/artifacts';
+import { functionalConfig } from '../engine/net/artifacts';
 import { parseTopology } from '../engine/net/topology';
 import { splitGroups } from '../engine/net/groups';
 import { initBackend } from '../engine/backend';
-import { loadSnapshot } from '../dataset/image-source';
+import { loadSnapshot, snapshotPath } from '../dataset/snapshot';
 import { startJob } from './jobs/worker-host';
 import { checkpointExists, loadCheckpoint } from '../engine/checkpoint';
 import type { CheckpointMeta } from '../engine/trainer';
@@ -32,11 +32,15 @@ export function createTrainingServices(ctx: AppContext, store: Store, runs: RunM
     const b = await locateBackbone(id, { cacheDir: ctx.paths.modelsCache, mirrors: ctx.mirrors });
     return { id: b.id, modelJson: b.modelJson, preprocessing: b.preprocessing, notes: b.notes };
   }
-  function dataRef(snapshotId: string): DataRef & { counts: Record<string, number> } {
-    const snap = loadSnapshot(ctx.paths.datasets, snapshotId) as unknown as { files?: { split: string }[] };
-    const counts: Record<string, number> = {};
-    for (const f of snap.files ?? []) counts[f.split] = (counts[f.split] ?? 0) + 1;
-    return { datasetsDir: ctx.paths.datasets, snapshotId, decodeCacheDir: ctx.paths.decodeCache, counts };
+  /** Where a job finds the snapshot; checks it exists without reading it. */
+  function dataRef(snapshotId: string): DataRef {
+    if (!fs.existsSync(snapshotPath(ctx.paths.datasets, snapshotId))) loadSnapshot(ctx.paths.datasets, snapshotId); // throws the not-found advice
+    return { datasetsDir: ctx.paths.datasets, snapshotId, decodeCacheDir: ctx.paths.decodeCache };
+  }
+  /** Training images in a snapshot, from the log's summary (the snapshot file only as a fallback). */
+  function trainCount(snapshotId: string): number {
+    const counts = (store.getSnapshot(snapshotId)?.summary as { counts?: Record<string, Record<string, number>> } | undefined)?.counts ?? loadSnapshot(ctx.paths.datasets, snapshotId).report.counts;
+    return Object.values(counts.train ?? {}).reduce((a, b) => a + b, 0);
   }
   function runDir(runId: string): string {
     return path.join(ctx.paths.runs, runId);
@@ -61,12 +65,13 @@ export function createTrainingServices(ctx: AppContext, store: Store, runs: RunM
   async function plan(args: { snapshotId?: string; backbone: string; strategy: string; config: Record<string, unknown> }): Promise<ResolvedPlan & { backbone: BackboneRef }> {
     const config = resolveConfig(args.strategy, args.config);
     const backbone = await backboneRef(args.backbone);
-    const { modelConfig, artifacts } = loadKerasModelArtifacts(backbone.modelJson);
-    const { layers, output } = parseTopology(modelConfig);
+    // model.json alone: the topology and the weight shapes, without reading the weight files.
+    const modelJson = JSON.parse(fs.readFileSync(backbone.modelJson, 'utf8')) as { modelTopology: Record<string, unknown>; weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+    const { layers, output } = parseTopology(functionalConfig(modelJson.modelTopology, backbone.modelJson));
     const groups = splitGroups(layers, output);
     const names = groups.map((g) => g.name);
     const paramsOf = new Map<string, number>();
-    for (const w of artifacts.weightSpecs ?? []) {
+    for (const w of modelJson.weightsManifest.flatMap((g) => g.weights)) {
       const layer = w.name.split('/')[0];
       paramsOf.set(layer, (paramsOf.get(layer) ?? 0) + w.shape.reduce((a, b) => a * b, 1));
     }
@@ -79,10 +84,10 @@ export function createTrainingServices(ctx: AppContext, store: Store, runs: RunM
       unfreezeAfterEpoch: d.fromEpoch && d.fromEpoch > 1 ? d.fromEpoch - 1 : null,
       lr: d.lr,
     }));
-    const trainCount = args.snapshotId ? (dataRef(args.snapshotId).counts.train ?? 0) : 0;
-    const stepsPerEpoch = Math.max(1, Math.ceil((trainCount || config.batchSize * 10) / config.batchSize));
+    const trainImages = args.snapshotId ? trainCount(args.snapshotId) : 0;
+    const stepsPerEpoch = Math.max(1, Math.ceil((trainImages || config.batchSize * 10) / config.batchSize));
     const notes = [...backbone.notes];
-    if (!trainCount) notes.push('No dataset chosen: the schedule preview assumes 10 batches per epoch.');
+    if (!trainImages) notes.push('No dataset chosen: the schedule preview assumes 10 batches per epoch.');
     if (gp.earliestTrainable > 0) notes.push(`Groups before ${names[gp.earliestTrainable] ?? 'the head'} stay frozen for the whole run: their output is computed once and cached.`);
     const schedule = previewSchedule(config, stepsPerEpoch * config.epochs, 200).map((p) => ({ step: p.step, epoch: p.epoch, lr: p.lr }));
     return { config, groups: rows, schedule, stepsPerEpoch, notes, backbone };

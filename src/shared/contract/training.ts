@@ -125,15 +125,21 @@ export interface TrainProgress {
   etaSeconds: number;
 }
 
-export interface EpochEnd {
-  runId: string;
+/** What every finished epoch reports (the engine adds per-group details). */
+export interface EpochSummary {
+  /** 1-based. */
   epoch: number;
   train_loss: number;
   train_accuracy: number;
   val_loss: number;
   val_accuracy: number;
+  /** Head lr at the end of the epoch. */
   lr: number;
   seconds: number;
+}
+
+export interface EpochEnd extends EpochSummary {
+  runId: string;
 }
 
 export interface TrainingEvents {

@@ -1,6 +1,5 @@
 /** Evaluation, export (with its parity check) and prediction, run inside the engine worker. */
 import fs from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
 import { AppError } from '../../../shared/errors';
 import { loadClassifier, type Classifier } from '../../engine/classifier';
 import { classificationReport } from '../../engine/metrics';
@@ -133,6 +132,5 @@ export async function predictJob(p: PredictJobPayload, io: JobIO) {
     return out;
   } finally {
     cleanup();
-    void tf.memory();
   }
 }

@@ -1,6 +1,6 @@
 /** Payloads and results of the engine jobs (plain JSON: they cross the worker boundary). */
 import type { Preprocessing } from '../../../shared/preprocessing';
-import type { EpochEnd } from '../../../shared/contract';
+import type { EpochSummary } from '../../../shared/contract';
 import type { TrainConfig } from '../../engine/config';
 
 export interface BackboneRef {
@@ -32,7 +32,7 @@ export interface TrainJobResult {
   /** 'completed' | 'early-stopped' | 'stopped' as the engine saw it. */
   engineStatus: string;
   best: { epoch: number; val_accuracy: number; val_loss: number } | null;
-  epochs: Omit<EpochEnd, 'runId'>[];
+  epochs: EpochSummary[];
   backend: string;
   threads: number;
   seconds: number;

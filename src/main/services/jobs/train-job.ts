@@ -90,7 +90,7 @@ export async function trainJob(p: TrainJobPayload, io: JobIO, backend: BackendRe
       status: r.status === 'stopped' ? 'stopped' : 'finished',
       engineStatus: r.status,
       best: r.best && r.bestEpoch ? { epoch: r.bestEpoch, ...r.best } : null,
-      epochs: r.epochs.map((m) => ({ epoch: m.epoch, train_loss: m.train_loss, train_accuracy: m.train_accuracy, val_loss: m.val_loss, val_accuracy: m.val_accuracy, lr: m.lr, seconds: m.seconds })),
+      epochs: r.epochs.map(({ lrs: _lrs, trainable: _trainable, ...summary }) => summary),
       backend: backend.name,
       threads: backend.threads,
       seconds: r.seconds,

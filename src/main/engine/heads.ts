@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HeadConfig } from './config';
+import { globalAvgPool } from './kernels/global-pool';
 
 let headCounter = 0;
 
@@ -143,14 +144,14 @@ export class Head {
       const f4 = features as tf.Tensor4D;
       let x: tf.Tensor2D;
       if (this.config.kind === 'concat-pool') {
-        x = this.pool ? tf.concat([tf.mean(f4, [1, 2]), tf.max(f4, [1, 2])], 1) as tf.Tensor2D : (features as tf.Tensor2D);
+        x = this.pool ? tf.concat([globalAvgPool(f4), tf.max(f4, [1, 2])], 1) as tf.Tensor2D : (features as tf.Tensor2D);
         x = this.applyBn(x, 'head_bn1', o.training, o.step);
         x = this.dropout(x, this.config.dropout, o, 1);
         x = tf.relu(tf.matMul(x, this.get('head_hidden/kernel')).add(this.get('head_hidden/bias')));
         x = this.applyBn(x, 'head_bn2', o.training, o.step);
         x = this.dropout(x, this.config.dropoutFinal, o, 2);
       } else {
-        x = this.pool ? (tf.mean(f4, [1, 2]) as tf.Tensor2D) : (features as tf.Tensor2D);
+        x = this.pool ? globalAvgPool(f4) : (features as tf.Tensor2D);
         x = this.dropout(x, this.config.dropout, o, 1);
       }
       return tf.matMul(x, this.get('head_dense/kernel')).add(this.get('head_dense/bias')) as tf.Tensor2D;

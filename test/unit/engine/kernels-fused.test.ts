@@ -6,6 +6,7 @@ import type { ConvPart } from '../../../src/main/engine/net/compile';
 import { loadBackbone, type KerasBackbone } from '../../../src/main/engine/net/index';
 import { convBnAct } from '../../../src/main/engine/kernels/fused-unit';
 import { foldConvBnOp } from '../../../src/main/engine/kernels/fold';
+import { globalAvgPool } from '../../../src/main/engine/kernels/global-pool';
 import { hymenopteraBatch, MOBILENET_V2, PRE } from './net-helpers';
 
 before(async () => {
@@ -119,4 +120,27 @@ test('a suffix training step (last 3 blocks + top of MobileNetV2) has the same g
   assert.ok(profile.kernels.length < 600, `${profile.kernels.length} kernels per step`);
   tf.dispose([images, features, target, ref.value, ours.value, ...Object.values(ref.grads), ...Object.values(ours.grads)]);
   net.dispose();
+});
+
+test('global average pool: value and gradient match tf.mean over height and width (SIMD and JS widths)', () => {
+  for (const shape of [[3, 7, 7, 16], [2, 5, 3, 6]] as [number, number, number, number][]) {
+    const x = tf.variable(tf.randomNormal(shape, 0, 2, 'float32', 4));
+    const w = tf.randomNormal([shape[3], 3], 0, 1, 'float32', 5);
+    const loss = (pool: (t: tf.Tensor4D) => tf.Tensor2D) => () => tf.sum(tf.square(tf.matMul(pool(x as unknown as tf.Tensor4D), w))) as tf.Scalar;
+    assertClose(globalAvgPool(x as unknown as tf.Tensor4D), tf.mean(x, [1, 2]), `pool ${shape}`);
+    const ours = tf.variableGrads(loss(globalAvgPool), [x]);
+    const ref = tf.variableGrads(loss((t) => tf.mean(t, [1, 2]) as tf.Tensor2D), [x]);
+    assertClose(ours.grads[x.name], ref.grads[x.name], `grad ${shape}`);
+    tf.dispose([x, w, ours.value, ref.value, ...Object.values(ours.grads), ...Object.values(ref.grads)]);
+  }
+});
+
+test('a clone shares its data on wasm but outlives the original, and the memory is freed with the last one', () => {
+  const before = tf.memory().numBytes;
+  const a = tf.tensor1d([1, 2, 3]);
+  const b = tf.clone(a);
+  a.dispose();
+  assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
+  b.dispose();
+  assert.equal(tf.memory().numBytes, before);
 });

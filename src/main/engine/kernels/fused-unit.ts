@@ -1,22 +1,26 @@
 /**
  * A trainable conv + BatchNorm (inference mode, already folded into filter and bias by
- * the caller, inside the tape) + ReLU/ReLU6 unit as one op with a hand-written gradient:
- * forward is one fused kernel; backward is one pass for the activation mask and the bias
- * sums, then the conv's input and filter gradients. The fold's own gradient (into kernel,
- * gamma, beta) is kernel-sized and left to autodiff. About 4 kernels per unit instead of
- * the 15-20 tfjs runs for conv + BatchNorm + ReLU6.
+ * the caller, inside the tape) + ReLU/ReLU6 unit as one registered op with a registered
+ * gradient: forward is the backend's fused kernel; backward is one pass for the activation
+ * mask and the bias sums, then the conv's input and filter gradients. The fold's own
+ * gradient (into kernel, gamma, beta) is the fold kernel's. About 4 kernels per unit instead of the 15-20 tfjs
+ * runs for conv + BatchNorm + ReLU6.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ConvPart } from '../net/compile';
 import { ACT_GRAD_KERNEL, runActGradBias, type FusableAct } from './act-grad';
+import type { TensorInfo } from './backend-io';
 
-/** True when `x` carries gradient: a variable or an output of an op on the active tape. */
-export function isOnTape(x: tf.Tensor): boolean {
-  if (x instanceof tf.Variable) return x.trainable;
-  const tape = (tf.engine() as unknown as { state: { activeTape?: { outputs: tf.Tensor[] }[] } }).state.activeTape;
-  if (!tape) return false;
-  for (let i = tape.length - 1; i >= 0; i--) for (const o of tape[i].outputs) if (o && o.id === x.id) return true;
-  return false;
+export const CONV_BN_ACT_KERNEL = 'FinetuneConvBnAct';
+
+interface UnitAttrs {
+  strides: [number, number] | number;
+  pad: ConvPart['pad'];
+  dilations: [number, number] | number;
+  dataFormat: 'NHWC';
+  dimRoundingMode: undefined;
+  activation: FusableAct;
+  depthwise: boolean;
 }
 
 function attrsOf(c: ConvPart) {
@@ -35,31 +39,54 @@ function unfused(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | undefi
   return activation === 'relu6' ? tf.relu6(z) : activation === 'relu' ? tf.relu(z) : z;
 }
 
+/** Forward: the backend's own fused conv kernel on the same inputs. */
+function forwardKernel(args: { inputs: { x: TensorInfo; filter: TensorInfo; bias: TensorInfo }; backend: tf.KernelBackend; attrs: UnitAttrs }): TensorInfo {
+  const { depthwise, ...attrs } = args.attrs;
+  const name = depthwise ? 'FusedDepthwiseConv2D' : 'FusedConv2D';
+  const k = tf.getKernel(name, tf.getBackend());
+  if (!k) throw new Error(`internal: kernel ${name} is not registered for ${tf.getBackend()}`);
+  return k.kernelFunc({ inputs: args.inputs as never, backend: args.backend, attrs: attrs as never }) as TensorInfo;
+}
+
+let registered = false;
+
+/** Register the unit's kernel (wasm, cpu) and its gradient (idempotent). */
+export function registerConvBnActKernel(): void {
+  if (registered) return;
+  for (const backendName of ['wasm', 'cpu']) {
+    if (!tf.getKernel(CONV_BN_ACT_KERNEL, backendName)) tf.registerKernel({ kernelName: CONV_BN_ACT_KERNEL, backendName, kernelFunc: forwardKernel as unknown as tf.KernelConfig['kernelFunc'] });
+  }
+  if (!tf.getGradient(CONV_BN_ACT_KERNEL)) {
+    tf.registerGradient({
+      kernelName: CONV_BN_ACT_KERNEL,
+      inputsToSave: ['x', 'filter'],
+      outputsToSave: [true],
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+        const a = attrs as unknown as UnitAttrs;
+        const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        // Shared by the three input gradients; only those on the path from the variables are
+        // asked for (the tape prunes the rest: no input gradient for cached features).
+        const [dz, db] = runActGradBias(dy as tf.Tensor, y, a.activation);
+        const conv = { strides: a.strides, pad: a.pad, dilations: a.dilations, dataFormat: a.dataFormat, dimRoundingMode: a.dimRoundingMode };
+        return {
+          x: () => tf.engine().runKernel(a.depthwise ? 'DepthwiseConv2dNativeBackpropInput' : 'Conv2DBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape } as never) as tf.Tensor,
+          filter: () => tf.engine().runKernel(a.depthwise ? 'DepthwiseConv2dNativeBackpropFilter' : 'Conv2DBackpropFilter', { x, dy: dz }, { ...conv, filterShape: filter.shape } as never) as tf.Tensor,
+          bias: () => db,
+        };
+      },
+    });
+  }
+  registered = true;
+}
+
 /**
- * y = act(conv(x, filter) + bias), differentiable in x, filter and bias. When `x` carries no
- * gradient (cached features, the frozen prefix's output) its gradient is not computed.
+ * y = act(conv(x, filter) + bias), differentiable in x, filter and bias, as one op. When
+ * `x` carries no gradient (cached features, the frozen prefix's output) its gradient is
+ * never computed.
  */
 export function convBnAct(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, c: ConvPart, activation: FusableAct): tf.Tensor4D {
-  if (!tf.getKernel(ACT_GRAD_KERNEL, tf.getBackend())) return unfused(x, filter, bias, c, activation);
-  const needInputGrad = isOnTape(x);
+  if (!tf.getKernel(ACT_GRAD_KERNEL, tf.getBackend()) || !tf.getKernel(CONV_BN_ACT_KERNEL, tf.getBackend())) return unfused(x, filter, bias, c, activation);
   const b = bias ?? tf.zeros([filter.shape[c.depthwise ? 2 : 3] * (c.depthwise ? filter.shape[3] : 1)]);
-  const op = tf.customGrad((xx, ff, bb, save) => {
-    const y = fusedConvForward(xx as tf.Tensor4D, ff as tf.Tensor4D, bb as tf.Tensor1D, c, activation);
-    (save as tf.GradSaveFunc)([xx as tf.Tensor, ff as tf.Tensor, y]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sf, sy] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-        const [dz, db] = runActGradBias(dy, sy, activation);
-        const a = attrsOf(c);
-        const dx = needInputGrad
-          ? (tf.engine().runKernel(c.depthwise ? 'DepthwiseConv2dNativeBackpropInput' : 'Conv2DBackpropInput', { dy: dz, filter: sf }, { ...a, inputShape: sx.shape } as never) as tf.Tensor)
-          : tf.zerosLike(sx);
-        const df = tf.engine().runKernel(c.depthwise ? 'DepthwiseConv2dNativeBackpropFilter' : 'Conv2DBackpropFilter', { x: sx, dy: dz }, { ...a, filterShape: sf.shape } as never) as tf.Tensor;
-        dz.dispose();
-        return [dx, df, db];
-      },
-    };
-  });
-  return op(x, filter, b) as tf.Tensor4D;
+  const attrs: UnitAttrs = { ...attrsOf(c), activation, depthwise: c.depthwise };
+  return tf.engine().runKernel(CONV_BN_ACT_KERNEL, { x, filter, bias: b } as never, attrs as never) as tf.Tensor4D;
 }

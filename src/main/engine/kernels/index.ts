@@ -6,6 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerActGradKernel } from './act-grad';
 import { registerFoldKernels } from './fold';
+import { registerConvBnActKernel } from './fused-unit';
+import { registerGlobalPoolKernels } from './global-pool';
+import { registerSharingIdentity } from './identity';
 import { conv2DBackpropFilter, conv2DBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './conv-grads';
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -36,6 +39,9 @@ export function registerTrainingKernels(): string[] {
   }
   registerActGradKernel();
   registerFoldKernels();
+  registerConvBnActKernel();
+  registerGlobalPoolKernels();
+  registerSharingIdentity();
   registered = true;
   return KERNELS.map(([n]) => n);
 }

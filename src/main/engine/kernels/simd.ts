@@ -113,6 +113,14 @@ function outerAccBody(lanes: number): number[] {
   return countdown(3, row);
 }
 
+function rowSumBody(): number[] {
+  // row_sum(x, sums, rows, c4, _, _): sums[k] += x[row][k] for each of `rows` contiguous rows
+  // of 4*c4 floats. Locals: 6 p, 7 k.
+  const inner = [...get(6), ...get(6), ...vload, ...get(0), ...vload, ...fadd, ...vstore, ...bump(6, i32(16)), ...bump(0, i32(16))];
+  const row = [...get(1), ...set(6), ...get(3), ...set(7), ...countdown(7, inner)];
+  return countdown(2, row);
+}
+
 function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const types = section(1, vec([
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F32], [F32], [I32]]), ...vec([])],
@@ -121,8 +129,8 @@ function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   ]));
   const limits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
   const imports = section(2, vec([[...str('env'), ...str('memory'), 0x02, ...limits]]));
-  const funcs = section(3, vec([[0], [1], [2], [1], [2]]));
-  const exports = section(7, vec([[...str('act_mask_sum'), 0x00, 0], [...str('fma_strided'), 0x00, 1], [...str('outer_acc'), 0x00, 2], [...str('fma_strided2'), 0x00, 3], [...str('outer_acc2'), 0x00, 4]]));
+  const funcs = section(3, vec([[0], [1], [2], [1], [2], [2]]));
+  const exports = section(7, vec([[...str('act_mask_sum'), 0x00, 0], [...str('fma_strided'), 0x00, 1], [...str('outer_acc'), 0x00, 2], [...str('fma_strided2'), 0x00, 3], [...str('outer_acc2'), 0x00, 4], [...str('row_sum'), 0x00, 5]]));
   const code = (locals: number[][], body: number[]) => {
     const fn = [...vec(locals), ...body, 0x0b];
     return [...uleb(fn.length), ...fn];
@@ -133,6 +141,7 @@ function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
     code([[4, I32], [1, 0x7b]], outerAccBody(1)),
     code([[4, I32]], fmaStridedBody(2)),
     code([[4, I32], [1, 0x7b]], outerAccBody(2)),
+    code([[2, I32]], rowSumBody()),
   ]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...codes]) as Uint8Array<ArrayBuffer>;
 }
@@ -143,6 +152,8 @@ export interface SimdKernels {
   fmaStrided(t: number, x: number, d: number, c4: number, count: number, tStride: number, xStride: number, dStride: number): void;
   /** For each of `rows` rows: acc[ci][k] += x[ci] * dy[k] (acc is [cin, 4*cout4]; rows are contiguous). */
   outerAcc(x: number, dy: number, acc: number, rows: number, cin: number, cout4: number): void;
+  /** sums[k] += x[row][k] over `rows` contiguous rows of 4*c4 floats. */
+  rowSum(x: number, sums: number, rows: number, c4: number): void;
 }
 
 const cache = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
@@ -166,12 +177,13 @@ export function simdFor(backend: tf.KernelBackend): SimdKernels | null {
     const inst = new WebAssembly.Instance(mod, { env: { memory } });
     type Fma = SimdKernels['fmaStrided'];
     type Outer = SimdKernels['outerAcc'];
-    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; outer_acc: Outer; fma_strided2: Fma; outer_acc2: Outer };
+    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; outer_acc: Outer; fma_strided2: Fma; outer_acc2: Outer; row_sum: (x: number, sums: number, rows: number, c4: number, u0: number, u1: number) => void };
     // The two-vector unrolled variants halve the loop overhead when the width allows.
     kernels = {
       actMaskSum: e.act_mask_sum,
       fmaStrided: (t, x, d, c4, count, ts, xs, ds) => (c4 % 2 === 0 ? e.fma_strided2 : e.fma_strided)(t, x, d, c4, count, ts, xs, ds),
       outerAcc: (x, dy, acc, rows, cin, cout4) => (cout4 % 2 === 0 ? e.outer_acc2 : e.outer_acc)(x, dy, acc, rows, cin, cout4),
+      rowSum: (x, sums, rows, c4) => e.row_sum(x, sums, rows, c4, 0, 0),
     };
   } catch {
     kernels = null; // no wasm SIMD here: callers use their JS loops

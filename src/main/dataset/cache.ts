@@ -12,7 +12,7 @@ import path from 'node:path';
  * another decoder would make cached training/evaluation disagree with a fresh decode (and
  * fail the export's parity check), so each decoder version gets its own folder.
  */
-export const DECODER_VERSION = 2;
+export const DECODER_VERSION = 3; // 3: JPEGs with a non-sRGB RGB profile converted after the resize
 
 export class DecodeCache {
   constructor(

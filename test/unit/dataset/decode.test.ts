@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { cacheSide, centreCrop, decodeSquare, isSrgbProfile, loadImageBufferForEval } from '../../../src/main/dataset/decode';
+import { cacheSide, centreCrop, decodeSquare, isSrgbProfile, loadImageBufferForEval, probeImage, readJpegHeader } from '../../../src/main/dataset/decode';
 import { flatness, placeholderReason } from '../../../src/main/dataset/health';
 import { MOBILENET_224, realJpeg } from './fixtures';
 
@@ -43,6 +43,42 @@ test('sRGB profiles are recognised (their no-op conversion is skipped), others a
   // Tagged sRGB decodes like untagged.
   const fromSrgb = (await decodeSquare(srgb, 256)).pixels;
   assert.ok(meanAbsDiff(untagged, fromSrgb) < 1, `sRGB: ${meanAbsDiff(untagged, fromSrgb)}`);
+});
+
+test('readJpegHeader reads what sharp reads: size, EXIF orientation, ICC profile; anything else is left to sharp', async () => {
+  const jpg = realJpeg('bees', 0);
+  const cases = [
+    jpg,
+    realJpeg('ants', 1),
+    await sharp(jpg).jpeg({ progressive: true }).toBuffer(),
+    await sharp(jpg).withIccProfile('p3').jpeg().toBuffer(),
+    ...(await Promise.all([3, 6, 8].map((o) => sharp(jpg).withMetadata({ orientation: o }).jpeg().toBuffer()))),
+  ];
+  for (const bytes of cases) {
+    const h = readJpegHeader(bytes)!;
+    const m = await sharp(bytes).metadata();
+    assert.deepEqual([h.width, h.height, h.components, h.orientation], [m.width, m.height, m.channels, m.orientation ?? 1]);
+    assert.deepEqual(h.icc, m.icc ? Buffer.from(m.icc) : undefined);
+    const rotated = (m.orientation ?? 1) >= 5;
+    assert.deepEqual(await probeImage(bytes), { format: 'jpeg', width: rotated ? m.height : m.width, height: rotated ? m.width : m.height });
+  }
+  assert.equal(readJpegHeader(await sharp(jpg).png().toBuffer()), null);
+  assert.equal(readJpegHeader(jpg.subarray(0, 40)), null, 'cut before the frame header');
+  assert.equal(readJpegHeader(Buffer.from('not a jpeg')), null);
+  assert.deepEqual(await probeImage(await sharp(jpg).resize(20, 15).png().toBuffer()), { format: 'png', width: 20, height: 15 });
+});
+
+test('a JPEG profile converted after the resize matches the full-size conversion', async () => {
+  // JPEGs take the one-call path (convert on the square); the same P3 picture as a PNG is
+  // converted before resizing. Photos, not flat bars, so the resize really mixes colours.
+  const photo = await sharp(realJpeg('bees', 1)).resize(500, 375).png().toBuffer();
+  const p3Jpeg = await sharp(photo).withIccProfile('p3').jpeg({ quality: 100, chromaSubsampling: '4:4:4' }).toBuffer();
+  const p3Png = await sharp(p3Jpeg).keepIccProfile().png().toBuffer(); // same numbers, same profile
+  const fast = (await decodeSquare(p3Jpeg, 256)).pixels;
+  const general = (await decodeSquare(p3Png, 256)).pixels;
+  const stored = (await decodeSquare(await sharp(p3Jpeg, { ignoreIcc: true }).png().toBuffer(), 256)).pixels;
+  assert.ok(meanAbsDiff(fast, general) < 1, `after vs before the resize: ${meanAbsDiff(fast, general)}`);
+  assert.ok(meanAbsDiff(fast, stored) > 3, `and the profile was applied: ${meanAbsDiff(fast, stored)}`);
 });
 
 test('decodeSquare: S x S x 3 cover of a real photo with its size and format; eval view is its centre crop', async () => {

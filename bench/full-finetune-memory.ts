@@ -198,7 +198,7 @@ for (const a of alphas) {
 }
 fs.rmSync(path.dirname(synthDir), { recursive: true, force: true });
 
-const git = (...a: string[]) => spawnSync('git', a, { cwd: root, encoding: 'utf8' }).stdout.trim();
+const git = (...a: string[]) => spawnSync('git', a, { cwd: root, encoding: 'utf8' }).stdout.replace(/\s+$/, '');
 const result = {
   date: new Date().toISOString(),
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
@@ -209,7 +209,7 @@ const result = {
     'Only the MobileNetV2 0.35 weights are available offline (no internet), so the 1.0 backbone is synthesised: the Keras MobileNetV2(alpha=1.0, include_top=False) topology (same layer names, filters by _make_divisible, 2,257,984 parameters as in Keras) with random weights built by tfjs-layers. Memory and speed do not depend on weight values; its accuracy is meaningless.',
   reportingNote:
     'The CLI shows the chosen micro-batch only on a terminal (status line "Training N epochs, batch 32 (micro-batch M)"); the --json summary and the run log do not record it, hence the pseudo-terminal. "expected" is chooseMicroBatch() called as the trainer calls it.',
-  method: 'peakRssMB: /usr/bin/time %M of the whole process tree (node + engine worker thread + wasm threads share one process); per-epoch RSS and CPU time sampled from /proc every 200 ms; imagesPerSec: the engine\'s training throughput at the end of each epoch (progress line), averaged over epochs; cpuMsPerImageEpoch: CPU time of the last epoch (training plus validation) per image seen. tapeProbe: one full-fine-tuning step of one micro-batch in a fresh process (bench/lib/tape-probe.ts); measuredMBPerImage is tf.profile peak bytes (an upper bound: views such as reshapes count again), wasmHeapMB the wasm Memory afterwards, the number that must stay below the 4096 MB of a 32-bit heap.',
+  method: 'peakRssMB: /usr/bin/time %M of the whole process tree (node + engine worker thread + wasm threads share one process); per-epoch RSS and CPU time sampled from /proc every 200 ms (rssAtTrainingStartMB when the "Training ..." status line arrives, after import, decode and feeder set-up; the first micro-batch may already be running); imagesPerSec: the engine\'s training throughput at the end of each epoch (progress line), averaged over epochs; cpuMsPerImageEpoch: CPU time of the last epoch (training plus validation) per image seen. tapeProbe: one full-fine-tuning step of one micro-batch in a fresh process (bench/lib/tape-probe.ts); measuredMBPerImage is tf.profile peak bytes (an upper bound: views such as reshapes count again), wasmHeapMB the wasm Memory afterwards, the number that must stay below the 4096 MB of a 32-bit heap.',
   runs,
 };
 fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { z } from 'zod';
 import type { optimizerSchema } from './config';
+import { adamStep } from './kernels/adam';
 
 export type OptimizerConfig = z.output<typeof optimizerSchema>;
 
@@ -114,13 +115,20 @@ export class GroupedOptimizer {
   private adam(p: tf.Variable, grad: tf.Tensor, slot: Slot, lr: number, wd: number): tf.Tensor {
     const c = this.config;
     const decoupled = c.name === 'adamw';
+    const bc1 = 1 - c.beta1 ** slot.step;
+    const bc2 = 1 - c.beta2 ** slot.step;
+    // One kernel per variable where our kernels are registered (wasm, cpu).
+    const fused = adamStep(p, grad, slot.m, slot.v, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, l2: !decoupled ? wd : 0, decoupled: decoupled ? lr * wd : 0, bc1, bc2, hasMoments: !!(slot.m && slot.v) });
+    if (fused) {
+      replace(slot, 'm', fused[1]);
+      replace(slot, 'v', fused[2]);
+      return fused[0];
+    }
     const g = !decoupled && wd > 0 ? grad.add(p.mul(wd)) : grad;
     const m = slot.m ? slot.m.mul(c.beta1).add(g.mul(1 - c.beta1)) : g.mul(1 - c.beta1);
     const v = slot.v ? slot.v.mul(c.beta2).add(g.square().mul(1 - c.beta2)) : g.square().mul(1 - c.beta2);
     replace(slot, 'm', m);
     replace(slot, 'v', v);
-    const bc1 = 1 - c.beta1 ** slot.step;
-    const bc2 = 1 - c.beta2 ** slot.step;
     const update = m.div(bc1).div(v.div(bc2).sqrt().add(c.eps)).mul(lr);
     const base = decoupled && wd > 0 ? p.mul(1 - lr * wd) : p;
     return base.sub(update);

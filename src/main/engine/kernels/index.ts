@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerActGradKernel } from './act-grad';
+import { registerAdamKernel } from './adam';
 import { registerFoldKernels } from './fold';
 import { registerConvBnActKernel } from './fused-unit';
 import { registerGlobalPoolKernels } from './global-pool';
@@ -42,6 +43,7 @@ export function registerTrainingKernels(): string[] {
   registerConvBnActKernel();
   registerGlobalPoolKernels();
   registerSharingIdentity();
+  registerAdamKernel();
   registered = true;
   return KERNELS.map(([n]) => n);
 }

@@ -1,0 +1,176 @@
+/**
+ * Speed of the engine against PyTorch in the same run (issue 9), on real hymenoptera photos at
+ * 224 px with the alpha-0.35 backbone: the PyTorch peer's figures (bench/peer_steps.py) first,
+ * then ours, for 1 and 2 threads each:
+ * - inference: our folded executor (forwardFrozen + global average pool) and tf.layers' predict
+ *   (the "before"), batch 32;
+ * - head-only step: frozen backbone outside the tape + linear head, batch 32;
+ * - suffix step: block_14..block_16 + Conv_1 + head on cached block_13 activations, batch 16,
+ *   with our fused units and with tfjs autodiff (the "before");
+ * - full step: everything trainable, BatchNorm in inference mode (our default), batch 16.
+ * Training steps run the trainer's own StepRunner and optimiser (AdamW). Each figure carries
+ * images/s, images per CPU-second, kernels per step and the kernel time shares. The ratios
+ * divide ours by PyTorch's with the same thread count. Writes bench/results/steps.json.
+ *
+ * Run: node --import tsx bench/steps.ts [--skip-peer] [--threads 1,2] [--tuned-malloc]
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/main/engine/backend';
+import { parseConfig } from '../src/main/engine/config';
+import { Head } from '../src/main/engine/heads';
+import { globalAvgPool } from '../src/main/engine/kernels/global-pool';
+import { fileIOHandler, loadBackbone, type KerasBackbone } from '../src/main/engine/net/index';
+import { GroupedOptimizer } from '../src/main/engine/optimizers';
+import { planGroups } from '../src/main/engine/param-groups';
+import { StepRunner } from '../src/main/engine/step-runner';
+import { hymenopteraBatch, MOBILENET_V2, PRE } from '../test/unit/engine/net-helpers';
+import { runPeerSteps, type PeerStepsReport } from './peer-steps';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const load = () => os.loadavg().map((x) => round(x, 2));
+const argv = process.argv.slice(2);
+const threadList = (argv.includes('--threads') ? argv[argv.indexOf('--threads') + 1] : '1,2').split(',').map(Number);
+
+interface Figure {
+  imagesPerS: number;
+  /** Per second of this process's CPU time (all threads); with 1 thread ~ the idle-machine speed. */
+  imagesPerCpuS: number;
+  batch: number;
+  msPerStep: number;
+  kernelsPerStep: number;
+  kernelShares: Record<string, number>;
+}
+
+/** Time `fn` (one batch of `batch` images) after a warm-up, for at least `seconds`; profile one call. */
+async function measure(batch: number, seconds: number, fn: () => void): Promise<Figure> {
+  fn();
+  const profile = await tf.profile(fn);
+  const byKernel = new Map<string, number>();
+  let total = 0;
+  for (const k of profile.kernels) {
+    if (k.name.includes('scope') || k.name.endsWith('__op')) continue; // wrappers double-count their inner kernels
+    byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + (k.kernelTimeMs as number));
+    total += k.kernelTimeMs as number;
+  }
+  const kernelShares = Object.fromEntries([...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, ms]) => [k, round(ms / total, 3)]));
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  while (performance.now() - t0 < seconds * 1000 || n < 3) {
+    fn();
+    n++;
+  }
+  const ms = (performance.now() - t0) / n;
+  const cpu = process.cpuUsage(c0);
+  return { imagesPerS: round((batch * 1000) / ms), imagesPerCpuS: round((batch * n * 1e6) / (cpu.user + cpu.system)), batch, msPerStep: round(ms), kernelsPerStep: profile.kernels.length, kernelShares };
+}
+
+async function child(): Promise<void> {
+  const backend = await initBackend();
+  const net = (await loadBackbone(MOBILENET_V2, { id: 'mobilenet_v2_0.35_224', preprocessing: PRE })) as KerasBackbone;
+  const G = net.groups.length;
+  const config = parseConfig({ seed: 0 });
+  const head = new Head(config.head, net.outputShape, 2, 1);
+  const optimizer = new GroupedOptimizer(config.optimizer);
+  const plan = planGroups(config, net.groups.map((g) => g.name));
+  const runner = new StepRunner(net, head, optimizer, plan, { trainBatchNormStats: false, weightDecay: config.optimizer.weightDecay, loss: { labelSmoothing: 0, classWeights: null } });
+  const images32 = await hymenopteraBatch(32);
+  const images16 = images32.slice(0, 16);
+  const labels = (n: number) => Int32Array.from({ length: n }, (_, i) => i % 2);
+  const out: Record<string, unknown> = { backend: backend.name, threads: backend.threads, loadAtStart: load() };
+  const step = (x: tf.Tensor, from: number, n: number, lrs: () => number[]) => () => {
+    runner.trainStep(x, from, labels(n), lrs(), 0, n);
+  };
+  const lrs = () => runner.peakLrs().map((lr) => lr * 1e-3); // tiny steps: weights barely move while timing
+
+  // Inference: ours (folded) and tf.layers (what a tfjs user gets).
+  out.inference = await measure(32, 4, () => {
+    const y = tf.tidy(() => globalAvgPool(net.forwardFrozen(images32) as tf.Tensor4D));
+    y.dataSync();
+    y.dispose();
+  });
+  const model = await tf.loadLayersModel(fileIOHandler(MOBILENET_V2));
+  out.inferenceLayersPredict = await measure(32, 4, () => {
+    const y = tf.tidy(() => tf.mean(model.predict(images32) as tf.Tensor, [1, 2]));
+    y.dataSync();
+    y.dispose();
+  });
+  model.dispose();
+
+  runner.setTrainable([]);
+  out.headStep = await measure(32, 4, step(images32, 0, 32, lrs));
+
+  const suffix = [G - 4, G - 3, G - 2, G - 1];
+  runner.setTrainable(suffix);
+  const cached = net.forwardFrozen(images16, { to: G - 4 });
+  net.setFusedUnits(true);
+  out.suffixStep = await measure(16, 4, step(cached, G - 4, 16, lrs));
+  net.setFusedUnits(false);
+  out.suffixStepAutodiff = await measure(16, 3, step(cached, G - 4, 16, lrs));
+  net.setFusedUnits(true);
+  cached.dispose();
+
+  runner.setTrainable(net.groups.map((_, i) => i));
+  out.fullStep = await measure(16, 6, step(images16, 0, 16, lrs));
+  out.loadAtEnd = load();
+  out.numTensorsAtEnd = tf.memory().numTensors;
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+type Ours = Record<string, Figure> & { threads: number };
+
+/** Ours / PyTorch's images/s for each figure, with the same thread count. */
+function ratios(ours: Ours, peer: PeerStepsReport['runs'][number]) {
+  const r = (a: number, b: number) => round(a / b, 2);
+  return {
+    threads: ours.threads,
+    inference: { oursImagesPerS: ours.inference.imagesPerS, peerDefault: peer.inference.default.images_per_s, peerBest: peer.inference.best.images_per_s, peerBestVariant: peer.inference.best.variant, vsDefault: r(ours.inference.imagesPerS, peer.inference.default.images_per_s), vsBest: r(ours.inference.imagesPerS, peer.inference.best.images_per_s), target: 2 },
+    headStep: { ours: ours.headStep.imagesPerS, peer: peer.head_step.images_per_s, ratio: r(ours.headStep.imagesPerS, peer.head_step.images_per_s) },
+    suffixStep: { ours: ours.suffixStep.imagesPerS, peer: peer.suffix_step.images_per_s, ratio: r(ours.suffixStep.imagesPerS, peer.suffix_step.images_per_s), target: 0.75 },
+    fullStep: {
+      ours: ours.fullStep.imagesPerS,
+      peerBnEval: peer.full_step.bn_eval_batch16?.images_per_s,
+      peerBnTrain: peer.full_step.bn_train_batch16?.images_per_s,
+      ratioVsBnEval: r(ours.fullStep.imagesPerS, peer.full_step.bn_eval_batch16?.images_per_s),
+      ratioVsBnTrain: r(ours.fullStep.imagesPerS, peer.full_step.bn_train_batch16?.images_per_s),
+      target: 0.5,
+    },
+  };
+}
+
+function main(): void {
+  const loadAtStart = load();
+  const peer = argv.includes('--skip-peer') ? null : runPeerSteps(threadList, { tunedMalloc: argv.includes('--tuned-malloc') });
+  const runs: Ours[] = [];
+  for (const t of threadList) {
+    const text = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child'], {
+      env: { ...process.env, FINETUNE_THREADS: String(t), FINETUNE_BACKEND: 'wasm' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const run = JSON.parse(text.trim().split('\n').pop()!) as Ours;
+    console.error(`ours, threads ${t}: inference ${run.inference.imagesPerS}, head ${run.headStep.imagesPerS}, suffix ${run.suffixStep.imagesPerS}, full ${run.fullStep.imagesPerS} images/s`);
+    runs.push(run);
+  }
+  const report = {
+    bench: 'steps',
+    date: new Date().toISOString(),
+    model: 'mobilenet_v2_0.35_224, hymenoptera photos, 224 px',
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, loadAverageAtStart: loadAtStart, loadAverageAtEnd: load() },
+    ratios: peer ? runs.map((o) => { const p = peer.runs.find((x) => x.threads === o.threads); return p ? ratios(o, p) : null; }) : null,
+    ours: runs,
+    peer,
+  };
+  fs.mkdirSync(path.join(here, 'results'), { recursive: true });
+  fs.writeFileSync(path.join(here, 'results', 'steps.json'), `${JSON.stringify(report, null, 2)}\n`);
+  console.log(JSON.stringify(report.ratios ?? report.ours));
+}
+
+if (argv.includes('--child')) await child();
+else main();

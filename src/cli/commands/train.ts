@@ -113,6 +113,8 @@ export async function trainCommand(args: string[], app: Booted): Promise<number>
       status: result.status,
       backend: result.backend,
       threads: result.threads,
+      microBatch: result.microBatch,
+      featureCache: result.featureCache,
       bestEpoch: result.best?.epoch ?? null,
       best: result.best ? { val_accuracy: result.best.val_accuracy, val_loss: result.best.val_loss } : null,
       epochs: result.epochs,

@@ -35,6 +35,8 @@ export interface BatchProgress {
 
 export type TrainEvent =
   | { type: 'status'; phase: 'caching' | 'training' | 'evaluating'; message: string; done?: number; total?: number }
+  /** How this session of the run executes (recorded in the run's log): micro-batch and feature cache. */
+  | { type: 'setup'; microBatch: number; featureCache: { enabled: boolean; group: string | null; views: number; where: 'memory' | 'disk' | null } }
   | ({ type: 'batch' } & BatchProgress)
   | { type: 'epoch'; metrics: EpochMetrics }
   | { type: 'unfreeze'; epoch: number; groups: string[]; lrs: Record<string, number> }

@@ -213,6 +213,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   try {
     await run('beforeFit');
+    emit({ type: 'setup', microBatch: micro, featureCache: { enabled: feeders.cache.enabled, group: feeders.cache.group, views: feeders.cache.views, where: feeders.cache.where } });
     emit({ type: 'status', phase: 'training', message: `Training ${config.epochs} epochs, batch ${config.batchSize} (micro-batch ${micro}), ${feeders.cache.enabled ? `features cached at ${feeders.cache.group}` : 'no feature cache'}` });
     while (state.epoch < config.epochs && !state.stopReason) {
       if (state.batch === 0) await run('beforeEpoch');

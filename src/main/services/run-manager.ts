@@ -103,6 +103,21 @@ export class RunManager {
     await Promise.allSettled(all.map((l) => l.finished));
   }
 
+  /**
+   * How the run executes here (backend, threads, micro-batch, feature cache) as `runtime.*`
+   * params. Params are written once: a run continued on another machine keeps the values of
+   * its first session (the new ones are reported by its events), so a conflict is not an error.
+   */
+  private logRuntime(runId: string, values: Record<string, unknown>): void {
+    for (const [k, v] of Object.entries(values)) {
+      try {
+        this.store.logParams(runId, { [`runtime.${k}`]: v });
+      } catch {
+        // already recorded with another value by an earlier session of this run
+      }
+    }
+  }
+
   private flush(l: LiveState): void {
     if (!l.pending.length) return;
     this.store.logMetrics(l.info.runId, l.pending);
@@ -116,6 +131,13 @@ export class RunManager {
       case 'backend': {
         const d = data as { name: string; threads: number };
         l.info = { ...l.info, backend: d.name, threads: d.threads };
+        this.logRuntime(runId, { backend: d.name, threads: d.threads });
+        break;
+      }
+      case 'setup': {
+        const d = data as { microBatch: number; featureCache: { enabled: boolean; group: string | null; views: number; where: string | null } };
+        const c = d.featureCache;
+        this.logRuntime(runId, { micro_batch: d.microBatch, feature_cache: c.enabled ? `${c.group} (${c.views} view${c.views === 1 ? '' : 's'}, ${c.where})` : 'off' });
         break;
       }
       case 'progress': {

@@ -45,6 +45,11 @@ test('a head run trains in the worker and lands in the log, epoch by epoch', asy
   assert.deepEqual(run.epochs.val_accuracy.map((p) => p.epoch), [1, 2]);
   assert.ok(run.epochs.val_accuracy.every((p) => p.value >= 0 && p.value <= 1));
   assert.equal(run.params.strategy, 'head');
+  // how it ran here is in the log too
+  assert.equal(run.params['runtime.backend'], 'wasm');
+  assert.equal(run.params['runtime.micro_batch'], String(result.microBatch));
+  assert.ok(result.microBatch >= 1 && result.microBatch <= 16);
+  assert.match(String(run.params['runtime.feature_cache']), /^\w+ \(\d+ views?, (memory|disk)\)$/);
   assert.ok(run.lastCheckpoint && fs.existsSync(run.lastCheckpoint), 'last checkpoint recorded');
   // the UI got live events for this run
   assert.ok(events.some((e) => e.event === 'train:progress' && (e.payload as { runId: string }).runId === runId));

@@ -64,6 +64,9 @@ export async function trainJob(p: TrainJobPayload, io: JobIO, backend: BackendRe
       case 'checkpoint':
         io.emit('checkpoint', { path: e.dir, epoch: e.epoch, kind: e.kind, size: dirSize(e.dir) });
         break;
+      case 'setup':
+        io.emit('setup', { microBatch: e.microBatch, featureCache: e.featureCache });
+        break;
       case 'status':
         io.emit('phase', { phase: e.message, done: e.done ?? 0, total: e.total ?? 0 });
         break;

@@ -1,8 +1,8 @@
 /**
  * PyTorch reference figures for the kernel-level benches (issue 9): runs bench/peer_steps.py
  * (the peer's MobileNetV2 0.35 in torch: inference, head-only step, cached-suffix step, full
- * step; images/s) once per thread count, one after the other, so bench/inference.ts and
- * bench/kernels.ts can report their speed as ratios to PyTorch measured in the same run.
+ * step; images/s) once per thread count, one after the other, so bench/steps.ts can report
+ * our speed as ratios to PyTorch measured in the same run.
  *
  *   flock /tmp/bench.lock node --import tsx bench/peer-steps.ts [--tuned-malloc] [--seconds 3]
  * Writes bench/results/peer-steps.json. --tuned-malloc runs torch with glibc's allocator kept

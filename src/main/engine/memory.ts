@@ -11,8 +11,9 @@ import type { BackboneNet } from './net/types';
 /**
  * Bytes the tape keeps per image per byte of a group's input activation: inverted residual
  * blocks expand 6x and keep conv, BN and activation outputs (and their gradients) alive.
- * Measured with tf.profile on MobileNetV2 0.35 (wasm): full fine-tuning peaks at 85 MB per
- * image (the boundaries sum to 1.8 MB), the last 4 groups at 6.9 MB (boundaries 0.3 MB).
+ * Conservative on purpose: bench/full-finetune-memory.ts measures the heap after one
+ * micro-batch at ~0.55x this estimate for MobileNetV2 0.35 and ~0.75x for 1.0 (the margin
+ * shrinks for wider nets, as the input image is a fixed part of the boundaries' sum).
  */
 const TAPE_FACTOR = 48;
 /** Activation budget for one micro-batch; leaves room below wasm's heap for weights, data and the frozen path. */

@@ -137,7 +137,7 @@ function iccDataSpace(icc: Uint8Array): string {
   return icc.length >= 20 ? Buffer.from(icc.buffer, icc.byteOffset + 16, 4).toString('latin1') : '';
 }
 
-const DECODE_OPTIONS = { failOn: 'truncated', pages: 1, limitInputPixels: 2 ** 28 } as const;
+const DECODE_OPTIONS = { failOn: 'truncated', pages: 1, limitInputPixels: 2 ** 28, sequentialRead: true } as const;
 const RESIZE = { fit: 'cover', position: 'centre', kernel: DECODE_SETTINGS.kernel } as const;
 
 /** Format and upright size of an image, as the report gives them (the JPEG header alone when it can). */

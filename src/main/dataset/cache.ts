@@ -27,6 +27,8 @@ export class DecodeCache {
 
   get(hash: string): Uint8Array | null {
     const f = this.file(hash);
+    // A miss is the rule on a first import: asking first is far cheaper than a thrown ENOENT.
+    if (!fs.existsSync(f)) return null;
     try {
       const buf = fs.readFileSync(f);
       if (buf.length !== this.side * this.side * 3) return null;
@@ -42,9 +44,15 @@ export class DecodeCache {
 
   put(hash: string, pixels: Uint8Array): void {
     const f = this.file(hash);
-    fs.mkdirSync(path.dirname(f), { recursive: true });
     const tmp = `${f}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    fs.writeFileSync(tmp, pixels);
+    try {
+      fs.writeFileSync(tmp, pixels);
+    } catch (err) {
+      // Folders are made when a write finds them missing (a mkdir per put cost as much as the write).
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(tmp, pixels);
+    }
     fs.renameSync(tmp, f);
   }
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { AppError, CancelledError } from '../../shared/errors';
 import { derivedRng } from '../engine/rng';
 import { scanDataset, type FoundFile, type Split } from './scan';
-import { DECODE_SETTINGS, decodeSquare } from './decode';
+import { DECODE_SETTINGS, decodeSquare, probeImage } from './decode';
 import { DecodeCache, mapPool } from './cache';
 import { buildReport, flatness, placeholderReason, type HealthReport, type ProbedFile } from './health';
 import { saveSnapshot, snapshotId, type DatasetSnapshot, type SnapshotFile } from './snapshot';
@@ -44,7 +44,7 @@ async function describeDecodeError(err: unknown, bytes: Buffer): Promise<string>
   if (/premature end|truncat|end of file|corrupt|Invalid|VipsJpeg|gifload|pngload|bad/i.test(msg)) return `truncated or corrupt image (${msg})`;
   // libvips keeps one error buffer for all threads, so with several decodes in flight a message
   // can be lost ("Unknown error"). The header alone tells the two usual cases apart.
-  const format = await probeInfo(bytes).then(
+  const format = await probeImage(bytes).then(
     (m) => m.format,
     () => null,
   );
@@ -97,7 +97,9 @@ export async function importDataset(o: ImportOptions): Promise<ImportResult> {
   const probe = async (f: FoundFile) => {
     let bytes: Buffer;
     try {
-      bytes = await fs.promises.readFile(f.abs);
+      // Read synchronously: an async read takes a libuv thread, and those are all busy decoding,
+      // so the next file would wait for a decode to end before its own could start.
+      bytes = fs.readFileSync(f.abs);
     } catch (err) {
       skipped.push({ path: f.rel, reason: `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})` });
       return null;
@@ -105,7 +107,7 @@ export async function importDataset(o: ImportOptions): Promise<ImportResult> {
     const hash = crypto.createHash('sha256').update(bytes).digest('hex');
     try {
       const cached = cache.get(hash);
-      const { pixels, info } = cached ? { pixels: cached, info: await probeInfo(bytes) } : await decodeSquare(bytes, cache.side);
+      const { pixels, info } = cached ? { pixels: cached, info: await probeImage(bytes) } : await decodeSquare(bytes, cache.side);
       if (!cached) cache.put(hash, pixels);
       const reason = placeholderReason(f.rel, flatness(pixels));
       if (reason) suspect.push({ path: f.rel, reason });
@@ -155,9 +157,3 @@ export async function importDataset(o: ImportOptions): Promise<ImportResult> {
   return { snapshot, report };
 }
 
-async function probeInfo(bytes: Buffer): Promise<{ width: number; height: number; format: string }> {
-  const sharp = (await import('sharp')).default;
-  const m = await sharp(bytes).metadata();
-  const rotated = (m.orientation ?? 1) >= 5;
-  return { width: (rotated ? m.height : m.width) ?? 0, height: (rotated ? m.width : m.height) ?? 0, format: m.format ?? 'unknown' };
-}

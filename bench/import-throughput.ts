@@ -5,8 +5,10 @@
  * ImageSource (eval views at 224 from the cache). Reports images/s by wall clock and CPU ms
  * per image (user + system over all threads), which depends far less on what else runs on
  * the machine; `idleEstimate` = cores / CPU seconds per image. `cacheReadOnly` reads the cache
- * files and nothing else: the floor the warm path is compared with. Target: >= 150 images/s cold
- * on hymenoptera (~500 x 375 JPEGs) on 2 cores. Writes bench/results/import-throughput.json.
+ * files and nothing else: the floor the warm path is compared with; `decodeOnly` decodes the
+ * same bytes from memory (no read, hash or cache write), so cold minus it is the import's own
+ * cost. Target: >= 150 images/s cold on hymenoptera (~500 x 375 JPEGs) on 2 cores. Writes
+ * bench/results/import-throughput.json.
  *
  * Run: node --import tsx bench/import-throughput.ts [hymenoptera|imagenette-small ...] [--pool N] [--vips-threads N]
  */
@@ -17,8 +19,9 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { importDataset } from '../src/main/dataset/import';
 import { openImageSource } from '../src/main/dataset/image-source';
-import { DECODE_SETTINGS } from '../src/main/dataset/decode';
-import { DecodeCache } from '../src/main/dataset/cache';
+import { DECODE_SETTINGS, decodeSquare } from '../src/main/dataset/decode';
+import { DecodeCache, mapPool } from '../src/main/dataset/cache';
+import { absPath } from '../src/main/dataset/snapshot';
 import { MINUS_ONE_TO_ONE, type Preprocessing } from '../src/shared/preprocessing';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -88,6 +91,13 @@ async function benchDataset(name: string) {
       for (const f of cacheFiles) fs.readFileSync(f);
       return cacheFiles.length;
     });
+    // Decoding alone (bytes already in memory, nothing hashed or written): the cold import's
+    // CPU ms per image minus this one is what the import adds around sharp.
+    const bytes = snapshot.files.map((f) => fs.readFileSync(absPath(snapshot, f)));
+    const decodeOnly = await timed(async () => {
+      await mapPool(bytes, pool, (b) => decodeSquare(b, 256));
+      return bytes.length;
+    });
     const sizes = new Map<string, number>();
     for (const f of snapshot.files) sizes.set(`${f.width}x${f.height}`, (sizes.get(`${f.width}x${f.height}`) ?? 0) + 1);
     return {
@@ -96,6 +106,7 @@ async function benchDataset(name: string) {
       skipped: report.skipped.length,
       commonSizes: [...sizes].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([s, n]) => `${s} (${n})`),
       coldImport: rates(report.total, cold),
+      decodeOnly: rates(decodeOnly.value, decodeOnly),
       warmImport: rates(report.total, warm),
       warmImageSourceLoad: rates(warmLoad.value, warmLoad),
       cacheReadOnly: rates(readOnly.value, readOnly),
@@ -109,7 +120,7 @@ const loadAverageAtStart = load();
 const results = [];
 for (const name of names) {
   const r = await benchDataset(name);
-  console.log(`${name}: ${r.images} images; cold import ${r.coldImport.imagesPerSecond} img/s (${r.coldImport.cpuMsPerImage} CPU ms/img, ~${r.coldImport.idleEstimateImagesPerSecond} img/s on idle cores); warm import ${r.warmImport.imagesPerSecond} img/s; warm load ${r.warmImageSourceLoad.imagesPerSecond} img/s (cache reads alone ${r.cacheReadOnly.imagesPerSecond}); load ${r.coldImport.loadAverageAfter.join(' ')}`);
+  console.log(`${name}: ${r.images} images; cold import ${r.coldImport.imagesPerSecond} img/s (${r.coldImport.cpuMsPerImage} CPU ms/img, ~${r.coldImport.idleEstimateImagesPerSecond} img/s on idle cores; decoding alone ${r.decodeOnly.cpuMsPerImage} CPU ms/img); warm import ${r.warmImport.imagesPerSecond} img/s; warm load ${r.warmImageSourceLoad.imagesPerSecond} img/s (cache reads alone ${r.cacheReadOnly.imagesPerSecond}); load ${r.coldImport.loadAverageAfter.join(' ')}`);
   results.push(r);
 }
 const report = {

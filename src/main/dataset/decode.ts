@@ -15,6 +15,8 @@ export const DECODE_SETTINGS = {
   /** libvips threads per image: parallelism comes from the pool, so 1 keeps 2 cores from oversubscribing. */
   vipsThreadsPerImage: 1,
   kernel: 'linear' as const,
+  /** Stream the decode into the resize instead of decoding the whole image to memory first. */
+  sequentialRead: true,
 };
 
 sharp.concurrency(DECODE_SETTINGS.vipsThreadsPerImage);
@@ -137,7 +139,7 @@ function iccDataSpace(icc: Uint8Array): string {
   return icc.length >= 20 ? Buffer.from(icc.buffer, icc.byteOffset + 16, 4).toString('latin1') : '';
 }
 
-const DECODE_OPTIONS = { failOn: 'truncated', pages: 1, limitInputPixels: 2 ** 28, sequentialRead: true } as const;
+const DECODE_OPTIONS = { failOn: 'truncated', pages: 1, limitInputPixels: 2 ** 28, sequentialRead: DECODE_SETTINGS.sequentialRead } as const;
 const RESIZE = { fit: 'cover', position: 'centre', kernel: DECODE_SETTINGS.kernel } as const;
 
 /** Format and upright size of an image, as the report gives them (the JPEG header alone when it can). */

@@ -9,6 +9,7 @@ import type { TrainEvent } from '../../engine/callbacks';
 import type { JobIO } from './protocol';
 import type { LrFindJobPayload, TrainJobPayload, TrainJobResult } from './train-job-types';
 import { DEFAULT_AUGMENT, openSplit } from './data-access';
+import { DECODER_VERSION } from '../../dataset/cache';
 
 function dirSize(dir: string): number {
   let total = 0;
@@ -86,7 +87,8 @@ export async function trainJob(p: TrainJobPayload, io: JobIO, backend: BackendRe
       checkpointDir,
       resumeFrom: resumeFrom && fs.existsSync(resumeFrom) ? resumeFrom : undefined,
       cacheDir: p.featureCacheDir,
-      cacheKey: `${p.data.snapshotId}:${p.backbone.id}`,
+      // Features depend on the decoded pixels too: a new decoder must not reuse old features.
+      cacheKey: `${p.data.snapshotId}:${p.backbone.id}:decoder-v${DECODER_VERSION}`,
     });
     r.head.dispose();
     return {

@@ -3,10 +3,10 @@
  * it reports to the log (one transaction per epoch), forwards events to the UI, and
  * relays pause / resume / stop. The log is written only here, on the main thread.
  */
-import type { ActiveRun, EpochEnd, TrainProgress } from '../../shared/contract';
+import type { ActiveRun, EpochEnd, EpochSummary, TrainProgress } from '../../shared/contract';
 import { AppError } from '../../shared/errors';
 import type { AppContext } from './context';
-import type { Store } from '../store';
+import type { MetricRow, Store } from '../store';
 import { startJob, type JobHandle } from './jobs/worker-host';
 import type { TrainJobPayload, TrainJobResult } from './jobs/train-job-types';
 
@@ -14,7 +14,7 @@ import type { TrainJobPayload, TrainJobResult } from './jobs/train-job-types';
 interface LiveState {
   info: ActiveRun;
   /** Batch-level metrics waiting for the epoch's transaction. */
-  pending: { key: string; step: number; epoch: number; value: number; time: number }[];
+  pending: MetricRow[];
   lastEmit: number;
 }
 
@@ -24,6 +24,14 @@ interface LiveRun extends LiveState {
 }
 
 const PROGRESS_EMIT_MS = 200;
+
+/** The metric rows one finished epoch writes to the log (live, or restored from a checkpoint). */
+export function epochRows(e: EpochSummary, step: number, time: number, extra: Record<string, number> = {}): MetricRow[] {
+  const keys: (keyof EpochSummary)[] = ['train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr', 'seconds'];
+  const rows: MetricRow[] = keys.map((k) => ({ key: k === 'seconds' ? 'epoch_seconds' : k, step, epoch: e.epoch, value: e[k], time }));
+  for (const [k, v] of Object.entries(extra)) rows.push({ key: k, step, epoch: e.epoch, value: v, time });
+  return rows;
+}
 
 export class RunManager {
   private live = new Map<string, LiveRun>();
@@ -155,9 +163,7 @@ export class RunManager {
       }
       case 'epoch': {
         const e = { ...(data as Omit<EpochEnd, 'runId'> & { step: number; extra?: Record<string, number> }), runId };
-        const keys: (keyof EpochEnd)[] = ['train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr', 'seconds'];
-        for (const k of keys) l.pending.push({ key: k === 'seconds' ? 'epoch_seconds' : k, step: e.step, epoch: e.epoch, value: e[k] as number, time: now });
-        for (const [k, v] of Object.entries(e.extra ?? {})) l.pending.push({ key: k, step: e.step, epoch: e.epoch, value: v, time: now });
+        l.pending.push(...epochRows(e, e.step, now, e.extra));
         // One transaction per epoch: the UI can read while the run writes, a crash loses at most this epoch.
         this.flush(l);
         const { step: _s, extra: _x, ...epochEnd } = e;

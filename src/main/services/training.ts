@@ -9,7 +9,7 @@ import type { Api, GroupRow, ResolvedPlan } from '../../shared/contract';
 import { AppError } from '../../shared/errors';
 import type { AppContext } from './context';
 import type { Store } from '../store';
-import type { RunManager } from './run-manager';
+import { epochRows, type RunManager } from './run-manager';
 import { locateBackbone } from '../engine/backbones/locate';
 import { resolveConfig } from '../engine/strategies';
 import type { TrainConfig } from '../engine/config';
@@ -148,8 +148,19 @@ export function createTrainingServices(ctx: AppContext, store: Store, runs: RunM
       // checkpoint record was cut off by the crash, or the reverse.
       const lastDir = path.join(runDir(rec.id), 'checkpoints', 'last');
       const hasLast = checkpointExists(lastDir);
-      const completed = hasLast ? loadCheckpoint<CheckpointMeta>(lastDir).meta.position.epoch : 0;
+      const meta = hasLast ? loadCheckpoint<CheckpointMeta>(lastDir).meta : null;
+      const completed = meta?.position.epoch ?? 0;
       const resumed = store.resumeRun(rec.id, { discardAfterEpoch: completed });
+      // A kill between the checkpoint's write (in the worker) and the epoch's commit (here)
+      // leaves epochs the checkpoint covers but the log lacks: restore them from its history.
+      if (meta) {
+        const logged = new Set(store.getRun(rec.id).epochs.val_accuracy?.map((p) => p.epoch) ?? []);
+        const p = meta.position;
+        const batches = p.batch === 0 && p.epoch > 0 ? Math.max(1, Math.round(p.globalStep / p.epoch)) : 1;
+        const trainableGroups = (e: (typeof meta.history)[number]) => ({ trainable_groups: e.trainable.length });
+        const missing = meta.history.filter((e) => e.epoch <= completed && !logged.has(e.epoch));
+        if (missing.length) store.logMetrics(rec.id, missing.flatMap((e) => epochRows(e, e.epoch * batches, Date.now(), trainableGroups(e))));
+      }
       await launch(resumed.id, resumed.name, config, await backboneOf(rec.id), snapshotOf(rec.id), hasLast);
       return { runId: resumed.id };
     },

@@ -83,3 +83,31 @@ test('SIGKILL mid-epoch: the log stays consistent, the run is interrupted, and i
     await app.close();
   }
 });
+
+test('a kill between the checkpoint write and the epoch commit: continue restores the epoch from the checkpoint', { timeout: 240_000 }, async () => {
+  const home = tempDir('finetune-crash-gap-home-');
+  const app = await boot({ home, mirrors: [modelsMirror] });
+  try {
+    const { snapshotId } = await app.call('datasets:import', { path: hymenopteraSubset({ train: 16, val: 8 }) });
+    const { runId } = await app.call('train:start', { snapshotId, strategy: 'head', config: { epochs: 2, batchSize: 8 } });
+    await app.runs.wait(runId);
+    const full = app.store.getRun(runId).epochs;
+    // What such a kill leaves: the checkpoint says 2 epochs are done, the log has only epoch 1.
+    app.store.setStatus(runId, 'interrupted');
+    app.store.resumeRun(runId, { discardAfterEpoch: 1 });
+    app.store.setStatus(runId, 'interrupted');
+    assert.deepEqual(app.store.getRun(runId).epochs.val_accuracy.map((p) => p.epoch), [1]);
+
+    await app.call('train:continue', { runId });
+    const result = await app.runs.wait(runId);
+    assert.equal(result.status, 'finished');
+    const after = app.store.getRun(runId).epochs;
+    assert.deepEqual(after.val_accuracy.map((p) => p.epoch), [1, 2], 'each epoch exactly once');
+    for (const key of ['train_loss', 'val_loss', 'val_accuracy', 'epoch_seconds'] as const) {
+      assert.deepEqual(after[key].map((p) => [p.epoch, p.step, p.value]), full[key].map((p) => [p.epoch, p.step, p.value]), `${key} restored as it was logged`);
+    }
+    assert.equal(app.store.integrityCheck(), 'ok');
+  } finally {
+    await app.close();
+  }
+});

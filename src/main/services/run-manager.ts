@@ -25,6 +25,13 @@ interface LiveRun extends LiveState {
 
 const PROGRESS_EMIT_MS = 200;
 
+/** The run's backend column until its worker reports the backend it chose. */
+export const BACKEND_PENDING = 'pending';
+
+export function describeBackend(name: string, threads: number): string {
+  return `${name}${threads ? ` (${threads} threads)` : ''}`;
+}
+
 /** The metric rows one finished epoch writes to the log (live, or restored from a checkpoint). */
 export function epochRows(e: EpochSummary, step: number, time: number, extra: Record<string, number> = {}): MetricRow[] {
   const keys: (keyof EpochSummary)[] = ['train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'lr', 'seconds'];
@@ -140,6 +147,7 @@ export class RunManager {
         const d = data as { name: string; threads: number };
         l.info = { ...l.info, backend: d.name, threads: d.threads };
         this.logRuntime(runId, { backend: d.name, threads: d.threads });
+        this.store.setBackend(runId, describeBackend(d.name, d.threads), { onlyPlaceholder: BACKEND_PENDING });
         break;
       }
       case 'setup': {

@@ -9,7 +9,7 @@ import type { Api, GroupRow, ResolvedPlan } from '../../shared/contract';
 import { AppError } from '../../shared/errors';
 import type { AppContext } from './context';
 import type { Store } from '../store';
-import { epochRows, type RunManager } from './run-manager';
+import { BACKEND_PENDING, epochRows, type RunManager } from './run-manager';
 import { locateBackbone } from '../engine/backbones/locate';
 import { resolveConfig } from '../engine/strategies';
 import type { TrainConfig } from '../engine/config';
@@ -18,7 +18,6 @@ import { previewSchedule } from '../engine/schedules';
 import { functionalConfig } from '../engine/net/artifacts';
 import { parseTopology } from '../engine/net/topology';
 import { splitGroups } from '../engine/net/groups';
-import { initBackend } from '../engine/backend';
 import { loadSnapshot, snapshotPath } from '../dataset/snapshot';
 import { startJob } from './jobs/worker-host';
 import { checkpointExists, loadCheckpoint } from '../engine/checkpoint';
@@ -121,14 +120,14 @@ export function createTrainingServices(ctx: AppContext, store: Store, runs: RunM
     'train:start': async (args) => {
       const data = dataRef(args.snapshotId);
       const p = await plan(args);
-      const backend = await initBackend();
+      // The worker reports the backend it picks; tfjs is not started here just to name it.
       const run = store.createRun({
         name: args.name,
         experiment: args.experiment,
         config: { ...p.config, backbone: args.backbone },
         snapshotId: args.snapshotId,
         backbone: args.backbone,
-        backend: `${backend.name}${backend.threads ? ` (${backend.threads} threads)` : ''}`,
+        backend: BACKEND_PENDING,
         seed: p.config.seed,
         strategy: args.strategy,
       });

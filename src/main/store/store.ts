@@ -124,6 +124,18 @@ export class Store {
   setStatus(runId: string, status: RunStatus, opts: { error?: string } = {}): void {
     this.guard(() => life.setStatus(this.sql, runId, status, opts.error ?? null, this.file));
   }
+  /**
+   * The backend the run's engine chose ("wasm (2 threads)"), known once its worker started;
+   * a run created before that carries a placeholder, and a continued run keeps its first.
+   */
+  setBackend(runId: string, backend: string, opts: { onlyPlaceholder?: string } = {}): void {
+    this.guard(() => {
+      const r = opts.onlyPlaceholder
+        ? this.sql.run('UPDATE runs SET backend = ? WHERE id = ? AND backend = ?', backend, runId, opts.onlyPlaceholder)
+        : this.sql.run('UPDATE runs SET backend = ? WHERE id = ?', backend, runId);
+      if (r.changes === 0) readRunRecord(this.sql, runId, this.file);
+    });
+  }
   /** The last checkpoint written (and the epoch it ends), which a resume starts from. */
   setCheckpoint(runId: string, path: string, epoch?: number): void {
     this.guard(() => {

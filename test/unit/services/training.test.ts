@@ -47,6 +47,7 @@ test('a head run trains in the worker and lands in the log, epoch by epoch', asy
   assert.equal(run.params.strategy, 'head');
   // how it ran here is in the log too
   assert.equal(run.params['runtime.backend'], 'wasm');
+  assert.match(run.backend, /^wasm( \(\d threads\))?$/, 'the run names the backend its worker chose');
   assert.equal(run.params['runtime.micro_batch'], String(result.microBatch));
   assert.ok(result.microBatch >= 1 && result.microBatch <= 16);
   assert.match(String(run.params['runtime.feature_cache']), /^\w+ \(\d+ views?, (memory|disk)\)$/);

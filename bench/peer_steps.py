@@ -147,6 +147,18 @@ def bench_inference(x, y):
             "best": {"variant": best, **out[best]}, "variants": out}
 
 
+def train_step(model, opt):
+    """One optimisation step of `model` on a batch, as the peer's training loop does it."""
+    def step(xb, yb):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    return step
+
+
 def bench_head_step(x, y):
     backbone = fresh_backbone().eval()
     for p in backbone.parameters():
@@ -199,14 +211,7 @@ def bench_suffix_step(x, y):
                             {"params": [p for n, p in suffix.named_parameters() if not n.startswith("head.")],
                              "lr": 1e-4}])
 
-    def step(hb, yb):
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(suffix(hb), yb)
-        loss.backward()
-        opt.step()
-        loss.item()
-
-    res = timed("suffix step", step, batches_of(cached, y, 16), 16)
+    res = timed("suffix step", train_step(suffix, opt), batches_of(cached, y, 16), 16)
     res["input_shape"] = list(cached.shape[1:])
     return res
 
@@ -228,15 +233,7 @@ def bench_full_step(x, y):
             model = Net(fresh_backbone(), 2)
             model.train(bn == "train")
             opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-            def step(xb, yb):
-                opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb)
-                loss.backward()
-                opt.step()
-                loss.item()
-
-            out[f"bn_{bn}_batch{batch}"] = timed(f"full step, BatchNorm {bn}, batch {batch}", step,
+            out[f"bn_{bn}_batch{batch}"] = timed(f"full step, BatchNorm {bn}, batch {batch}", train_step(model, opt),
                                                  batches_of(x, y, batch), batch)
     return out
 

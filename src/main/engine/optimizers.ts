@@ -118,7 +118,7 @@ export class GroupedOptimizer {
     const bc1 = 1 - c.beta1 ** slot.step;
     const bc2 = 1 - c.beta2 ** slot.step;
     // One kernel per variable where our kernels are registered (wasm, cpu).
-    const fused = adamStep(p, grad, slot.m, slot.v, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, l2: !decoupled ? wd : 0, decoupled: decoupled ? lr * wd : 0, bc1, bc2, hasMoments: !!(slot.m && slot.v) });
+    const fused = adamStep(p, grad, slot.m, slot.v, { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, l2: !decoupled ? wd : 0, decoupled: decoupled ? lr * wd : 0, bc1, bc2 });
     if (fused) {
       replace(slot, 'm', fused[1]);
       replace(slot, 'v', fused[2]);

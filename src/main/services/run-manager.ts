@@ -127,8 +127,9 @@ export class RunManager {
     for (const [k, v] of Object.entries(values)) {
       try {
         this.store.logParams(runId, { [`runtime.${k}`]: v });
-      } catch {
-        // already recorded with another value by an earlier session of this run
+      } catch (err) {
+        // Already recorded with another value by an earlier session of this run: keep that.
+        if (!(err instanceof AppError && err.code === 'param_conflict')) throw err;
       }
     }
   }
@@ -147,7 +148,7 @@ export class RunManager {
         const d = data as { name: string; threads: number };
         l.info = { ...l.info, backend: d.name, threads: d.threads };
         this.logRuntime(runId, { backend: d.name, threads: d.threads });
-        this.store.setBackend(runId, describeBackend(d.name, d.threads), { onlyPlaceholder: BACKEND_PENDING });
+        this.store.fillBackend(runId, describeBackend(d.name, d.threads), BACKEND_PENDING);
         break;
       }
       case 'setup': {

@@ -125,14 +125,12 @@ export class Store {
     this.guard(() => life.setStatus(this.sql, runId, status, opts.error ?? null, this.file));
   }
   /**
-   * The backend the run's engine chose ("wasm (2 threads)"), known once its worker started;
-   * a run created before that carries a placeholder, and a continued run keeps its first.
+   * The backend the run's engine chose ("wasm (2 threads)"), known once its worker started:
+   * replaces `placeholder` (what the run was created with); a continued run keeps its first.
    */
-  setBackend(runId: string, backend: string, opts: { onlyPlaceholder?: string } = {}): void {
+  fillBackend(runId: string, backend: string, placeholder: string): void {
     this.guard(() => {
-      const r = opts.onlyPlaceholder
-        ? this.sql.run('UPDATE runs SET backend = ? WHERE id = ? AND backend = ?', backend, runId, opts.onlyPlaceholder)
-        : this.sql.run('UPDATE runs SET backend = ? WHERE id = ?', backend, runId);
+      const r = this.sql.run('UPDATE runs SET backend = ? WHERE id = ? AND backend = ?', backend, runId, placeholder);
       if (r.changes === 0) readRunRecord(this.sql, runId, this.file);
     });
   }

@@ -58,7 +58,7 @@ export function registerAdamKernel(): void {
 }
 
 /** [p', m', v'] for one step, or null when the backend has no such kernel (native tfjs-node). */
-export function adamStep(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor | undefined, v: tf.Tensor | undefined, attrs: AdamAttrs): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
+export function adamStep(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor | undefined, v: tf.Tensor | undefined, attrs: Omit<AdamAttrs, 'hasMoments'>): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
   if (!tf.getKernel(ADAM_KERNEL, tf.getBackend())) return null;
   const inputs = { p, g, m: m ?? g, v: v ?? g };
   return tf.engine().runKernel(ADAM_KERNEL, inputs as never, { ...attrs, hasMoments: !!(m && v) } as never) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];

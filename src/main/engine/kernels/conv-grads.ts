@@ -8,9 +8,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
 import { convFilterGradSimd, pointwiseFilterGradSimd } from './conv-simd';
+import { gemm, gemmFor, type Gemm } from './gemm-simd';
 import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-simd';
 import { simdFor } from './simd';
-import { col2imAdd, depthwiseFilterGrad, depthwiseInputGrad, im2colT, type ConvInfo } from './loops';
+import { col2imAdd, depthwiseFilterGrad, depthwiseInputGrad, im2colRows, im2colT, type ConvInfo } from './loops';
 
 /** Max floats in one im2col buffer (32 MB). */
 const CHUNK_FLOATS = 8 * 1024 * 1024;
@@ -62,8 +63,24 @@ export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: Tensor
   const { inChannels: cin, outChannels: cout } = info;
   const filterShape = [info.filterHeight, info.filterWidth, cin, cout];
   const simd = b.kind === 'wasm' ? simdFor(args.backend) : null;
+  const g = b.kind === 'wasm' ? gemmFor(args.backend) : null;
   if (isPointwise(info)) {
     const m = info.batchSize * info.inHeight * info.inWidth;
+    if (g) {
+      // dW = X^T dY with X read in place; or dW^T = dY^T X (then a small transpose) when only cin is a multiple of 4.
+      if (cout % 4 === 0) {
+        const dw = b.alloc(filterShape);
+        gemm(b, g, { a: x, aRowStride: 1, aColStride: cin, b: dy, ldb: cout, c: dw, ldc: cout, m: cin, n: cout, k: m });
+        return dw;
+      }
+      if (cin % 4 === 0) {
+        const dwt = b.alloc([cout, cin]);
+        gemm(b, g, { a: dy, aRowStride: 1, aColStride: cout, b: x, ldb: cin, c: dwt, ldc: cin, m: cout, n: cin, k: m });
+        const dw = b.transpose2d(dwt, cout, cin);
+        b.dispose(dwt);
+        return b.reshaped(dw, filterShape);
+      }
+    }
     const small = simd && pointwiseFilterGradSimd(b, args.backend, simd, x, dy, m, cin, cout, filterShape);
     if (small) return small;
     if (cin <= cout) {
@@ -79,6 +96,7 @@ export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: Tensor
     b.dispose(dwt);
     return b.reshaped(dw, filterShape);
   }
+  if (g && cout % 4 === 0) return convFilterGradGemm(b, g, x, dy, info, filterShape);
   const viaSimd = simd && convFilterGradSimd(b, args.backend, simd, x, dy, info, filterShape);
   if (viaSimd) return viaSimd;
   const k = info.filterHeight * info.filterWidth * cin;
@@ -115,6 +133,13 @@ export function conv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: Te
   const wt = b.transpose2d(filter, k, cout); // [cout, k]
   if (isPointwise(info)) {
     const m = info.batchSize * info.inHeight * info.inWidth;
+    const g = b.kind === 'wasm' && cin % 4 === 0 ? gemmFor(args.backend) : null;
+    if (g) {
+      const dx = b.alloc([...info.inShape]);
+      gemm(b, g, { a: dy, aRowStride: cout, aColStride: 1, b: wt, ldb: cin, c: dx, ldc: cin, m, n: cin, k: cout });
+      b.dispose(wt);
+      return dx;
+    }
     const dx = b.matmul(dy, wt, m, cout, cin);
     b.dispose(wt);
     return b.reshaped(dx, [...info.inShape]);
@@ -137,6 +162,23 @@ export function conv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: Te
   }
   b.dispose(wt);
   return dx;
+}
+
+/** dW of a general conv: row-major im2col chunks (bounded memory) times dY, accumulated in place. */
+function convFilterGradGemm(b: BackendIO, g: Gemm, x: TensorInfo, dy: TensorInfo, info: ConvInfo, filterShape: number[]): TensorInfo {
+  const k = info.filterHeight * info.filterWidth * info.inChannels;
+  const cout = info.outChannels;
+  const rows = info.outHeight * info.outWidth;
+  const per = chunkImages(info, k);
+  const dw = b.alloc(filterShape);
+  const col = b.alloc([Math.min(per, info.batchSize) * rows * k]);
+  for (let n0 = 0; n0 < info.batchSize; n0 += per) {
+    const n1 = Math.min(info.batchSize, n0 + per);
+    im2colRows(b.view(x), info, n0, n1, b.view(col));
+    gemm(b, g, { a: col, aRowStride: 1, aColStride: k, b: dy, bOffset: n0 * rows * cout, ldb: cout, c: dw, ldc: cout, m: k, n: cout, k: (n1 - n0) * rows, accumulate: n0 > 0 });
+  }
+  b.dispose(col);
+  return dw;
 }
 
 /** dW for DepthwiseConv2dNative: [kh, kw, c, multiplier]. */

@@ -6,56 +6,7 @@
  * is encoded below from opcodes. Pointers are byte offsets; counts are in groups of 4 floats.
  */
 import * as tf from '@tensorflow/tfjs';
-
-const I32 = 0x7f;
-const F32 = 0x7d;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const str = (s: string) => vec([...Buffer.from(s)].map((b) => [b]));
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-
-// Instructions.
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32 = (v: number) => [0x41, ...sleb(v)];
-const add = [0x6a];
-const sub = [0x6b];
-const eqz = [0x45];
-const simd = (op: number) => [0xfd, ...uleb(op)];
-const vload = [...simd(0x00), 0, 0];
-const vstore = [...simd(0x0b), 0, 0];
-const vloadAt = (offset: number) => [...simd(0x00), 0, ...uleb(offset)];
-const vstoreAt = (offset: number) => [...simd(0x0b), 0, ...uleb(offset)];
-const splat = simd(0x13);
-const fgt = simd(0x44);
-const flt = simd(0x43);
-const vand = simd(0x4e);
-const fadd = simd(0xe4);
-const fmul = simd(0xe6);
-const bump = (p: number, bytes: number[]) => [...get(p), ...bytes, ...add, ...set(p)];
-/** while (local[counter] != 0) { body; counter-- } */
-const countdown = (counter: number, body: number[]) => [0x02, 0x40, 0x03, 0x40, ...get(counter), ...eqz, 0x0d, 1, ...body, ...get(counter), ...i32(1), ...sub, ...set(counter), 0x0c, 0, 0x0b, 0x0b];
+import { F32, I32, V128, add, bump, code, countdown, fadd, fgt, flt, fmul, fnType, get, i32, moduleBytes as assemble, set, simd, splat, tee, uleb, vand, vload, vloadAt, vstore, vstoreAt } from './wasm-asm';
 
 /**
  * act_mask_sum(dy, y, dz, rows, c4, lo, hi, sums): for each row of 4*c4 floats,
@@ -121,29 +72,37 @@ function rowSumBody(): number[] {
   return countdown(2, row);
 }
 
+function adamBody(): number[] {
+  // adam(p, g, m, v, po, mo, vo, n4, beta1, c1, beta2, c2, l2, keep, rbc1, rbc2, eps, lr), per float:
+  // gi = g + p l2; m' = m beta1 + gi c1; v' = v beta2 + gi^2 c2; p' = p keep - lr (m' rbc1) / (sqrt(v' rbc2) + eps).
+  // Locals: 18..27 the ten f32 params splatted, 28 gi, 29 m', 30 v'.
+  const K = (f: number) => 18 + (f - 8);
+  const [GI, MI, VI] = [28, 29, 30];
+  const [fsub, fdiv, fsqrt] = [simd(0xe5), simd(0xe7), simd(0xe3)];
+  const init = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17].flatMap((f) => [...get(f), ...splat, ...set(K(f))]);
+  const inner = [
+    ...get(1), ...vload, ...get(0), ...vload, ...get(K(12)), ...fmul, ...fadd, ...set(GI),
+    ...get(5), ...get(2), ...vload, ...get(K(8)), ...fmul, ...get(GI), ...get(K(9)), ...fmul, ...fadd, ...tee(MI), ...vstore,
+    ...get(6), ...get(3), ...vload, ...get(K(10)), ...fmul, ...get(GI), ...get(GI), ...fmul, ...get(K(11)), ...fmul, ...fadd, ...tee(VI), ...vstore,
+    ...get(4), ...get(0), ...vload, ...get(K(13)), ...fmul,
+    ...get(MI), ...get(K(14)), ...fmul, ...get(VI), ...get(K(15)), ...fmul, ...fsqrt, ...get(K(16)), ...fadd, ...fdiv, ...get(K(17)), ...fmul, ...fsub, ...vstore,
+    ...[0, 1, 2, 3, 4, 5, 6].flatMap((q) => bump(q, i32(16))),
+  ];
+  return [...init, ...countdown(7, inner)];
+}
+
 function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
-  const types = section(1, vec([
-    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F32], [F32], [I32]]), ...vec([])],
-    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])],
-    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])],
-  ]));
-  const limits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
-  const imports = section(2, vec([[...str('env'), ...str('memory'), 0x02, ...limits]]));
-  const funcs = section(3, vec([[0], [1], [2], [1], [2], [2]]));
-  const exports = section(7, vec([[...str('act_mask_sum'), 0x00, 0], [...str('fma_strided'), 0x00, 1], [...str('outer_acc'), 0x00, 2], [...str('fma_strided2'), 0x00, 3], [...str('outer_acc2'), 0x00, 4], [...str('row_sum'), 0x00, 5]]));
-  const code = (locals: number[][], body: number[]) => {
-    const fn = [...vec(locals), ...body, 0x0b];
-    return [...uleb(fn.length), ...fn];
-  };
-  const codes = section(10, vec([
+  const types = [fnType([I32, I32, I32, I32, I32, F32, F32, I32]), fnType([I32, I32, I32, I32, I32, I32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32]), fnType([...new Array(8).fill(I32), ...new Array(10).fill(F32)])];
+  const exports: [string, number][] = [['act_mask_sum', 0], ['fma_strided', 1], ['outer_acc', 2], ['fma_strided2', 3], ['outer_acc2', 4], ['row_sum', 5], ['adam', 6]];
+  return assemble(shared, types, [0, 1, 2, 1, 2, 2, 3], exports, [
     code([[2, I32], [1, 0x7b]], actMaskSumBody()),
     code([[4, I32]], fmaStridedBody(1)),
     code([[4, I32], [1, 0x7b]], outerAccBody(1)),
     code([[4, I32]], fmaStridedBody(2)),
     code([[4, I32], [1, 0x7b]], outerAccBody(2)),
     code([[2, I32]], rowSumBody()),
-  ]));
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...types, ...imports, ...funcs, ...exports, ...codes]) as Uint8Array<ArrayBuffer>;
+    code([[13, V128]], adamBody()),
+  ]);
 }
 
 export interface SimdKernels {
@@ -154,12 +113,14 @@ export interface SimdKernels {
   outerAcc(x: number, dy: number, acc: number, rows: number, cin: number, cout4: number): void;
   /** sums[k] += x[row][k] over `rows` contiguous rows of 4*c4 floats. */
   rowSum(x: number, sums: number, rows: number, c4: number): void;
+  /** One Adam/AdamW update over 4*n4 floats (see adamBody); rbc = 1 / bias correction. */
+  adam(p: number, g: number, m: number, v: number, po: number, mo: number, vo: number, n4: number, beta1: number, c1: number, beta2: number, c2: number, l2: number, keep: number, rbc1: number, rbc2: number, eps: number, lr: number): void;
 }
 
 const cache = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
 
 /** The backend's WebAssembly.Memory (threaded build: Module.wasmMemory; plain: asm.memory). */
-function backendMemory(backend: tf.KernelBackend): WebAssembly.Memory | null {
+export function backendMemory(backend: tf.KernelBackend): WebAssembly.Memory | null {
   const w = (backend as unknown as { wasm?: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } } }).wasm;
   const m = w?.wasmMemory ?? w?.asm?.memory;
   return m instanceof WebAssembly.Memory ? m : null;
@@ -177,13 +138,14 @@ export function simdFor(backend: tf.KernelBackend): SimdKernels | null {
     const inst = new WebAssembly.Instance(mod, { env: { memory } });
     type Fma = SimdKernels['fmaStrided'];
     type Outer = SimdKernels['outerAcc'];
-    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; outer_acc: Outer; fma_strided2: Fma; outer_acc2: Outer; row_sum: (x: number, sums: number, rows: number, c4: number, u0: number, u1: number) => void };
+    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; outer_acc: Outer; fma_strided2: Fma; outer_acc2: Outer; row_sum: (x: number, sums: number, rows: number, c4: number, u0: number, u1: number) => void; adam: SimdKernels['adam'] };
     // The two-vector unrolled variants halve the loop overhead when the width allows.
     kernels = {
       actMaskSum: e.act_mask_sum,
       fmaStrided: (t, x, d, c4, count, ts, xs, ds) => (c4 % 2 === 0 ? e.fma_strided2 : e.fma_strided)(t, x, d, c4, count, ts, xs, ds),
       outerAcc: (x, dy, acc, rows, cin, cout4) => (cout4 % 2 === 0 ? e.outer_acc2 : e.outer_acc)(x, dy, acc, rows, cin, cout4),
       rowSum: (x, sums, rows, c4) => e.row_sum(x, sums, rows, c4, 0, 0),
+      adam: e.adam,
     };
   } catch {
     kernels = null; // no wasm SIMD here: callers use their JS loops

@@ -10,11 +10,12 @@ before(async () => {
 });
 
 let counter = 0;
-const P0 = [0.5, -1, 2];
+// Seven values: on wasm the first four take the SIMD loop, the last three the scalar tail.
+const P0 = [0.5, -1, 2, 0.25, -0.75, 1.5, -2];
 const GRADS = [
-  [0.1, -0.2, 0.3],
-  [0.05, 0.1, -0.4],
-  [-0.3, 0.2, 0.1],
+  [0.1, -0.2, 0.3, 0.02, -0.5, 0.7, 0],
+  [0.05, 0.1, -0.4, -0.03, 0.2, -0.1, 0.6],
+  [-0.3, 0.2, 0.1, 0.04, 0.3, 0.05, -0.2],
 ];
 
 /** Runs the optimiser over GRADS on two groups (w: decays; b: a "bias" excluded from decay). */
@@ -40,12 +41,12 @@ function runOpt(cfg: Record<string, unknown>, lrs: [number, number], wd: number,
 /** PyTorch's update rules in plain numbers, for one parameter vector. */
 function reference(kind: 'sgd' | 'adam' | 'adamw', lr: number, wd: number, o: { momentum?: number; nesterov?: boolean } = {}): number[] {
   const p = [...P0];
-  const m = [0, 0, 0];
-  const v = [0, 0, 0];
-  const buf: (number | null)[] = [null, null, null];
+  const m = P0.map(() => 0);
+  const v = P0.map(() => 0);
+  const buf: (number | null)[] = P0.map(() => null);
   const [b1, b2, eps] = [0.9, 0.999, 1e-8];
   GRADS.forEach((gs, t) => {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < P0.length; i++) {
       let g = gs[i];
       if (kind === 'sgd') {
         g += wd * p[i];

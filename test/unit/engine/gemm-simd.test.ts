@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/main/engine/backend';
 import { BackendIO } from '../../../src/main/engine/kernels/backend-io';
-import { gemm, gemmFor, MR, relaxedSimd } from '../../../src/main/engine/kernels/gemm-simd';
+import { gemm, gemmFor, MR, relaxedSimd, setGemmThreads } from '../../../src/main/engine/kernels/gemm-simd';
 
 before(async () => {
   await initBackend({ prefer: 'wasm' });
@@ -65,6 +65,56 @@ for (const relaxed of [false, true]) {
     }
   });
 }
+
+test('gemm fuses a bias row and a clamp (ReLU6) into the store, across K chunks', () => {
+  const backend = tf.backend();
+  const io = new BackendIO(backend, tf.getBackend());
+  const g = gemmFor(backend)!;
+  for (const [m, n, k] of [[13, 20, 5], [9, 36, 300], [784, 64, 112]]) {
+    const a = rand(m * k, m + n);
+    const b = rand(k * n, k);
+    const bias = rand(n, n).map((v) => v * 4);
+    const A = io.fromArray([m * k], a);
+    const B = io.fromArray([k * n], b);
+    const BIAS = io.fromArray([n], bias);
+    const C = io.alloc([m * n]);
+    gemm(io, g, { a: A, aRowStride: k, aColStride: 1, b: B, ldb: n, c: C, ldc: n, m, n, k, bias: BIAS, lo: 0, hi: 0.5 });
+    const want = naive((i, t) => a[i * k + t], b, m, n, k).map((v, i) => Math.min(0.5, Math.max(0, v + bias[i % n])));
+    const got = io.view(C);
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    assert.ok(worst < 1e-4, `m=${m} n=${n} k=${k}: max error ${worst}`);
+    assert.ok(got.some((v) => v === 0) && got.some((v) => v === 0.5), 'both clamp bounds were hit');
+    [A, B, BIAS, C].forEach((x) => io.dispose(x));
+  }
+});
+
+test('gemm split over two threads gives bit-identical results (rows split and columns split)', (t) => {
+  const backend = tf.backend();
+  const io = new BackendIO(backend, tf.getBackend());
+  const g = gemmFor(backend)!;
+  if (!g.helper()) return t.skip('single-threaded wasm memory: no helper thread');
+  for (const [m, n, k, layout] of [[784, 56, 336, 'rows'], [112, 1280, 784, 'cols'], [50, 1000, 300, 'rows']] as const) {
+    const A = io.fromArray([m * k], rand(m * k, m));
+    const B = io.fromArray([k * n], rand(k * n, n));
+    const bias = io.fromArray([n], rand(n, k));
+    const [rs, cs] = layout === 'rows' ? [k, 1] : [1, m];
+    const run = (threads: number) => {
+      setGemmThreads(threads);
+      const C = io.alloc([m * n]);
+      gemm(io, g, { a: A, aRowStride: rs, aColStride: cs, b: B, ldb: n, c: C, ldc: n, m, n, k, bias, lo: 0, hi: 6 });
+      const out = io.view(C).slice();
+      io.dispose(C);
+      return out;
+    };
+    try {
+      assert.deepEqual(run(2), run(1), `m=${m} n=${n} k=${k}`);
+    } finally {
+      setGemmThreads(1);
+    }
+    [A, B, bias].forEach((x) => io.dispose(x));
+  }
+});
 
 test('gemm refuses N not divisible by 4 without touching C', () => {
   const backend = tf.backend();

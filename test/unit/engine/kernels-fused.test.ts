@@ -28,6 +28,10 @@ const UNITS: { depthwise: boolean; x: [number, number, number, number]; k: numbe
   { depthwise: false, x: [3, 6, 6, 7], k: 1, cout: 11, strides: [1, 1], pad: 'same', act: 'relu6' },
   { depthwise: false, x: [2, 9, 9, 3], k: 3, cout: 4, strides: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]], act: 'relu' },
   { depthwise: false, x: [2, 5, 5, 8], k: 1, cout: 3, strides: [1, 1], pad: 'valid', act: 'linear' },
+  // Widths divisible by 4: on wasm these run on our GEMM with the fused bias + activation store.
+  { depthwise: false, x: [3, 7, 5, 10], k: 1, cout: 12, strides: [1, 1], pad: 'same', act: 'relu6' },
+  { depthwise: false, x: [2, 4, 4, 16], k: 1, cout: 20, strides: [1, 1], pad: 'valid', act: 'relu' },
+  { depthwise: false, x: [2, 4, 4, 16], k: 1, cout: 8, strides: [1, 1], pad: 'valid', act: 'linear' },
 ];
 
 for (const u of UNITS) {

@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ConvPart } from '../net/compile';
 import { ACT_GRAD_KERNEL, runActGradBias, type FusableAct } from './act-grad';
-import type { TensorInfo } from './backend-io';
+import { BackendIO, type TensorInfo } from './backend-io';
+import { gemm, gemmFor } from './gemm-simd';
 
 export const CONV_BN_ACT_KERNEL = 'FinetuneConvBnAct';
 
@@ -39,8 +40,34 @@ function unfused(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | undefi
   return activation === 'relu6' ? tf.relu6(z) : activation === 'relu' ? tf.relu(z) : z;
 }
 
-/** Forward: the backend's own fused conv kernel on the same inputs. */
+const CLAMPS: Record<FusableAct, { lo?: number; hi?: number }> = { linear: {}, relu: { lo: 0 }, relu6: { lo: 0, hi: 6 } };
+
+/**
+ * A 1x1 stride-1 unpadded conv on wasm is one GEMM over all pixels: ours, with the bias and
+ * the activation in its store (XNNPACK would repack the filter, new every step, each call).
+ */
+function pointwiseForward(args: { inputs: { x: TensorInfo; filter: TensorInfo; bias: TensorInfo }; backend: tf.KernelBackend; attrs: UnitAttrs }): TensorInfo | null {
+  const { x, filter, bias } = args.inputs;
+  const a = args.attrs;
+  if (a.depthwise || !('typedArrayFromHeap' in args.backend)) return null;
+  const [kh, kw, cin, cout] = filter.shape;
+  if (kh !== 1 || kw !== 1 || cout % 4 !== 0 || x.shape.length !== 4) return null;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad as 'same', a.dimRoundingMode);
+  const p = info.padInfo;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || p.top || p.left || p.bottom || p.right) return null;
+  const g = gemmFor(args.backend);
+  if (!g) return null;
+  const io = new BackendIO(args.backend, 'wasm');
+  const m = x.shape[0] * x.shape[1] * x.shape[2];
+  const y = io.alloc([x.shape[0], x.shape[1], x.shape[2], cout]);
+  gemm(io, g, { a: x, aRowStride: cin, aColStride: 1, b: filter, ldb: cout, c: y, ldc: cout, m, n: cout, k: cin, bias, ...CLAMPS[a.activation] });
+  return y;
+}
+
+/** Forward: the backend's own fused conv kernel on the same inputs (our GEMM for 1x1 convs on wasm). */
 function forwardKernel(args: { inputs: { x: TensorInfo; filter: TensorInfo; bias: TensorInfo }; backend: tf.KernelBackend; attrs: UnitAttrs }): TensorInfo {
+  const viaGemm = pointwiseForward(args);
+  if (viaGemm) return viaGemm;
   const { depthwise, ...attrs } = args.attrs;
   const name = depthwise ? 'FusedDepthwiseConv2D' : 'FusedConv2D';
   const k = tf.getKernel(name, tf.getBackend());

@@ -13,22 +13,39 @@
  * row-major panels are first packed K-major (MR x K floats of scratch).
  */
 import v8 from 'node:v8';
+import { Worker } from 'node:worker_threads';
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { I32, V128, add, bump, call, code, countdown, fadd, fmadd, fmul, fnType, f32loadAt, f32storeAt, get, i32, ifElse, moduleBytes, set, tee, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
+import { F32, I32, V128, add, bump, call, code, countdown, fadd, fmadd, fmul, fnType, fpmax, fpmin, f32loadAt, f32storeAt, get, i32, ifElse, moduleBytes, set, splat, tee, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
 import { backendMemory, heapOffset } from './simd';
 
 /** Rows per micro-tile: 6 x 8 keeps 12 accumulators + 2 B vectors + 1 splat in 16 registers. */
 export const MR = 6;
 
-/** kern(pa, sa, pb, sb, pc, sc, K, acc): one mr x (4 nv) tile over K (strides in bytes). */
+/** Epilogue flags of a tile (driveGemm spells them as numbers: it must stay self-contained). */
+const ACCUMULATE = 1;
+const CLAMP = 2;
+const BIAS = 4;
+
+/**
+ * kern(pa, sa, pb, sb, pc, sc, K, flags, pbias, lo, hi): one mr x (4 nv) tile over K
+ * (strides in bytes). Accumulators start at zero, or at the bias row (BIAS); the store
+ * adds C's old values (ACCUMULATE) and clamps to [lo, hi] (CLAMP: the fused activation).
+ */
 function kernelBody(mr: number, nv: number, relaxed: boolean): { locals: number[][]; body: number[] } {
-  // params 0 pa, 1 sa, 2 pb, 3 sb, 4 pc, 5 sc, 6 K, 7 acc; locals 8 k, 9 p (i32); 10 s, 11.. b, then accumulators (v128)
-  const S = 10;
-  const B = (j: number) => 11 + j;
-  const C = (r: number, j: number) => 11 + nv + r * nv + j;
-  const init: number[] = [];
-  for (let r = 0; r < mr; r++) for (let j = 0; j < nv; j++) init.push(...vzero, ...set(C(r, j)));
+  // params 0 pa, 1 sa, 2 pb, 3 sb, 4 pc, 5 sc, 6 K, 7 flags, 8 pbias, 9 lo, 10 hi (f32);
+  // locals 11 k, 12 p (i32); 13 s, 14.. b, then accumulators, then lo, hi splats (v128)
+  const S = 13;
+  const B = (j: number) => 14 + j;
+  const C = (r: number, j: number) => 14 + nv + r * nv + j;
+  const LO = 14 + nv + mr * nv;
+  const HI = LO + 1;
+  const flag = (f: number) => [...get(7), ...i32(f), 0x71];
+  const initWith = (bias: boolean) => {
+    const out: number[] = [];
+    for (let r = 0; r < mr; r++) for (let j = 0; j < nv; j++) out.push(...(bias ? [...get(8), ...vloadAt(16 * j)] : vzero), ...set(C(r, j)));
+    return out;
+  };
   const step: number[] = [];
   for (let j = 0; j < nv; j++) step.push(...get(2), ...vloadAt(16 * j), ...set(B(j)));
   for (let r = 0; r < mr; r++) {
@@ -38,17 +55,30 @@ function kernelBody(mr: number, nv: number, relaxed: boolean): { locals: number[
     }
   }
   step.push(...bump(0, get(1)), ...bump(2, get(3)));
-  const store = (accumulate: boolean) => {
-    const out: number[] = [...get(4), ...set(9)];
+  const store = (accumulate: boolean, clamp: boolean) => {
+    const out: number[] = [...get(4), ...set(12)];
     for (let r = 0; r < mr; r++) {
-      for (let j = 0; j < nv; j++) out.push(...get(9), ...get(C(r, j)), ...(accumulate ? [...get(9), ...vloadAt(16 * j), ...fadd] : []), ...vstoreAt(16 * j));
-      out.push(...bump(9, get(5)));
+      for (let j = 0; j < nv; j++) {
+        out.push(...get(12), ...get(C(r, j)));
+        if (accumulate) out.push(...get(12), ...vloadAt(16 * j), ...fadd);
+        if (clamp) out.push(...get(LO), ...fpmax, ...get(HI), ...fpmin);
+        out.push(...vstoreAt(16 * j));
+      }
+      out.push(...bump(12, get(5)));
     }
     return out;
   };
   return {
-    locals: [[2, I32], [1 + nv + mr * nv, V128]],
-    body: [...init, ...get(6), ...set(8), ...countdown(8, step), ...get(7), ...ifElse(store(true), store(false))],
+    locals: [[2, I32], [1 + nv + mr * nv + 2, V128]],
+    body: [
+      ...flag(BIAS), ...ifElse(initWith(true), initWith(false)),
+      ...get(6), ...set(11), ...countdown(11, step),
+      ...get(9), ...splat, ...set(LO), ...get(10), ...splat, ...set(HI),
+      ...flag(ACCUMULATE), ...ifElse(
+        [...flag(CLAMP), ...ifElse(store(true, true), store(true, false))],
+        [...flag(CLAMP), ...ifElse(store(false, true), store(false, false))],
+      ),
+    ],
   };
 }
 
@@ -58,15 +88,15 @@ const PACK = 3 * MR;
 const PACK_B = PACK + 1;
 
 /**
- * row(pa, sa, pb, pc, sc, K, acc, N, pbStep): all column tiles of one row panel against
- * packed B: 8-column panels pbStep bytes apart (rows 32 bytes apart), then a 4-column one
- * (rows 16 bytes apart) when N % 8 == 4.
+ * row(pa, sa, pb, pc, sc, K, flags, N, pbStep, pbias, lo, hi): all column tiles of one row
+ * panel against packed B: 8-column panels pbStep bytes apart (rows 32 bytes apart), then a
+ * 4-column one (rows 16 bytes apart) when N % 8 == 4.
  */
 function rowBody(mr: number): number[] {
-  // params 0 pa, 1 sa, 2 pb, 3 pc, 4 sc, 5 K, 6 acc, 7 N, 8 pbStep; local 9 t
-  const args = (sb: number) => [...get(0), ...get(1), ...get(2), ...i32(sb), ...get(3), ...get(4), ...get(5), ...get(6)];
-  const tiles = [...args(32), ...call(kernIndex(mr, 2)), ...bump(2, get(8)), ...bump(3, i32(32))];
-  return [...get(7), ...i32(3), 0x76, ...set(9), ...countdown(9, tiles), ...get(7), ...i32(4), 0x71, ...ifElse([...args(16), ...call(kernIndex(mr, 1))], [])];
+  // params 0 pa, 1 sa, 2 pb, 3 pc, 4 sc, 5 K, 6 flags, 7 N, 8 pbStep, 9 pbias, 10 lo, 11 hi; local 12 t
+  const args = (sb: number) => [...get(0), ...get(1), ...get(2), ...i32(sb), ...get(3), ...get(4), ...get(5), ...get(6), ...get(9), ...get(10), ...get(11)];
+  const tiles = [...args(32), ...call(kernIndex(mr, 2)), ...bump(2, get(8)), ...bump(3, i32(32)), ...bump(9, i32(32))];
+  return [...get(7), ...i32(3), 0x76, ...set(12), ...countdown(12, tiles), ...get(7), ...i32(4), 0x71, ...ifElse([...args(16), ...call(kernIndex(mr, 1))], [])];
 }
 
 /**
@@ -95,7 +125,7 @@ function gemmModule(shared: boolean, relaxed: boolean): Uint8Array<ArrayBuffer> 
     }
   }
   const rows = Array.from({ length: MR }, (_, i) => code([[1, I32]], rowBody(i + 1)));
-  const types = [fnType(new Array(8).fill(I32)), fnType(new Array(9).fill(I32)), fnType(new Array(6).fill(I32)), fnType(new Array(5).fill(I32))];
+  const types = [fnType([...new Array(9).fill(I32), F32, F32]), fnType([...new Array(10).fill(I32), F32, F32]), fnType(new Array(6).fill(I32)), fnType(new Array(5).fill(I32))];
   const exports: [string, number][] = [...Array.from({ length: MR }, (_, i): [string, number] => [`row${i + 1}`, rowIndex(i + 1)]), ['pack', PACK], ['pack_b', PACK_B]];
   return moduleBytes(shared, types, [...new Array(2 * MR).fill(0), ...new Array(MR).fill(1), 2, 3], exports, [...kernels, ...rows, code([[3, I32]], packBody()), code([[3, I32]], packBBody())]);
 }
@@ -127,13 +157,15 @@ export function relaxedSimd(): boolean {
   return (relaxedChecked = probe());
 }
 
-type RowFn = (pa: number, sa: number, pb: number, pc: number, sc: number, k: number, acc: number, n: number, pbStep: number) => void;
+type RowFn = (pa: number, sa: number, pb: number, pc: number, sc: number, k: number, flags: number, n: number, pbStep: number, pbias: number, lo: number, hi: number) => void;
 
 export interface Gemm {
   readonly relaxed: boolean;
   readonly rows: RowFn[];
   readonly pack: (src: number, sai: number, sak: number, dst: number, mr: number, k: number) => void;
   readonly packB: (src: number, ldb: number, dst: number, kc: number, n8: number) => void;
+  /** The second thread, started on first use (null: single-threaded memory or no workers). */
+  helper(): GemmHelper | null;
 }
 
 const cache = new WeakMap<WebAssembly.Memory, Map<boolean, Gemm | null>>();
@@ -148,9 +180,16 @@ export function gemmFor(backend: tf.KernelBackend, relaxed = relaxedSimd()): Gem
   let g: Gemm | null = null;
   try {
     const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(gemmModule(shared, relaxed)), { env: { memory } });
-    const e = inst.exports as Record<string, unknown>;
-    g = { relaxed, rows: Array.from({ length: MR }, (_, i) => e[`row${i + 1}`] as RowFn), pack: e.pack as Gemm['pack'], packB: e.pack_b as Gemm['packB'] };
+    const module = new WebAssembly.Module(gemmModule(shared, relaxed));
+    const e = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
+    let helper: GemmHelper | null | undefined;
+    g = {
+      relaxed,
+      rows: Array.from({ length: MR }, (_, i) => e[`row${i + 1}`] as RowFn),
+      pack: e.pack as Gemm['pack'],
+      packB: e.pack_b as Gemm['packB'],
+      helper: () => (helper === undefined ? (helper = shared ? GemmHelper.start(module, memory) : null) : helper),
+    };
   } catch {
     g = null;
   }
@@ -176,6 +215,10 @@ export interface GemmOperands {
   k: number;
   /** Add into C instead of overwriting it. */
   accumulate?: boolean;
+  /** Fused epilogue: C = clamp(A B + bias[j], lo, hi) (bias: N floats; clamp when lo/hi given). */
+  bias?: TensorInfo;
+  lo?: number;
+  hi?: number;
 }
 
 /** K per pass: C accumulates over K chunks so the A and B blocks of a pass stay in cache. */
@@ -183,11 +226,116 @@ const KC = 256;
 /** B floats per packed block (kc x nc, 128 KB: half of a typical L2). */
 const B_BLOCK = 32768;
 
+/** One thread's share of a GEMM, as numbers only (it crosses to the helper thread). */
+const P = { a0: 0, rs: 1, cs: 2, b0: 3, ldb: 4, c0: 5, ldc: 6, m: 7, n: 8, k: 9, acc: 10, clamp: 11, lo: 12, hi: 13, bias0: 14, sA: 15, sB: 16, nc0: 17, KC: 18, MR: 19 } as const;
+const P_LEN = 20;
+
 /**
- * C (+)= A B on the wasm heap; false (nothing done) when N is not a multiple of 4.
- * Loops: K chunks (kc) > column blocks (nc, B packed into 8-column panels) > MR-row panels
- * of A (packed K-major when A's rows are contiguous) > the 8-column tiles of the block.
+ * The loops, self-contained (no outer references): the helper thread runs this very
+ * function from its source. K chunks > column blocks (B packed into 8-column panels) >
+ * MR-row panels of A (packed K-major when A's rows are contiguous) > 8-column tiles.
  */
+function driveGemm(rows: RowFn[], pack: Gemm['pack'], packB: Gemm['packB'], p: Float64Array): void {
+  const [a0, rs, cs, b0, ldb, c0, ldc, m, n, k, acc, clamp, lo, hi, bias0, sA, sB, nc0, KC, MR] = p;
+  for (let k0 = 0; k0 < k; k0 += KC) {
+    const kc = Math.min(KC, k - k0);
+    // Epilogue flags: 1 accumulate, 2 clamp (last chunk), 4 start from the bias (first chunk).
+    const flags = (acc || k0 > 0 ? 1 : 0) | (clamp && k0 + KC >= k ? 2 : 0) | (bias0 && k0 === 0 ? 4 : 0);
+    for (let j0 = 0; j0 < n; j0 += nc0) {
+      const nc = Math.min(nc0, n - j0);
+      const n8 = nc >> 3;
+      // Full 8-column panels, then a 4-column remainder (rows 16 bytes apart).
+      packB(b0 + (k0 * ldb + j0) * 4, ldb * 4, sB, kc, n8);
+      if (nc & 4) pack(b0 + (k0 * ldb + j0 + 8 * n8) * 4, 4, ldb * 4, sB + n8 * kc * 32, 4, kc);
+      for (let i0 = 0; i0 < m; i0 += MR) {
+        const mr = Math.min(MR, m - i0);
+        let pa = a0 + (i0 * rs + k0 * cs) * 4;
+        let sa = cs * 4;
+        if (rs !== 1) {
+          pack(pa, rs * 4, cs * 4, sA, mr, kc);
+          pa = sA;
+          sa = mr * 4;
+        }
+        rows[mr - 1](pa, sa, sB, c0 + (i0 * ldc + j0) * 4, ldc * 4, kc, flags, nc, kc * 32, bias0 ? bias0 + j0 * 4 : 0, lo, hi);
+      }
+    }
+  }
+}
+
+/**
+ * A second thread for the GEMM (threaded wasm build, 2+ threads): a worker_thread with its
+ * own instance of the same module on the backend's shared memory takes half of the rows
+ * or columns. Hand-off through Atomics on a small shared control block; the helper spins
+ * briefly for the next GEMM of a step, then sleeps.
+ */
+class GemmHelper {
+  private readonly ctrl: Int32Array;
+  readonly params: Float64Array;
+  private seq = 0;
+  private constructor(private readonly worker: Worker, sab: SharedArrayBuffer) {
+    this.ctrl = new Int32Array(sab, 0, 4);
+    this.params = new Float64Array(sab, 16, P_LEN);
+  }
+
+  static start(module: WebAssembly.Module, memory: WebAssembly.Memory): GemmHelper | null {
+    try {
+      const sab = new SharedArrayBuffer(16 + 8 * P_LEN);
+      const source = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, sab, mr } = workerData;
+const e = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const rows = Array.from({ length: mr }, (_, i) => e['row' + (i + 1)]);
+const drive = ${driveGemm.toString()};
+const ctrl = new Int32Array(sab, 0, 4);
+const params = new Float64Array(sab, 16, ${P_LEN});
+let seen = 0;
+for (;;) {
+  for (let spin = 0; Atomics.load(ctrl, 0) === seen; spin++) if (spin > 20000) { Atomics.wait(ctrl, 0, seen); spin = 0; }
+  seen = Atomics.load(ctrl, 0);
+  if (seen < 0) break;
+  try { drive(rows, e.pack, e.pack_b, params); } catch (err) { Atomics.store(ctrl, 2, 1); }
+  Atomics.store(ctrl, 1, seen);
+  Atomics.notify(ctrl, 1);
+}`;
+      const worker = new Worker(source, { eval: true, workerData: { module, memory, sab, mr: MR } });
+      worker.unref();
+      return new GemmHelper(worker, sab);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Start the helper on `params` (already filled in). */
+  post(): number {
+    this.seq = (this.seq % 0x3fffffff) + 1;
+    Atomics.store(this.ctrl, 0, this.seq);
+    Atomics.notify(this.ctrl, 0);
+    return this.seq;
+  }
+
+  /** Wait for the helper's share; throws if it failed. */
+  join(seq: number): void {
+    for (let spin = 0; Atomics.load(this.ctrl, 1) !== seq; spin++) {
+      if (spin > 20000) {
+        const seen = Atomics.load(this.ctrl, 1);
+        if (seen !== seq) Atomics.wait(this.ctrl, 1, seen, 50);
+      }
+    }
+    if (Atomics.exchange(this.ctrl, 2, 0)) throw new Error('internal: the GEMM helper thread failed');
+  }
+}
+
+let gemmThreads = 1;
+
+/** Threads our GEMM may use (the backend's thread count; 1 or 2 are used). */
+export function setGemmThreads(n: number): void {
+  gemmThreads = Math.max(1, Math.floor(n));
+}
+
+/** Below this many multiply-adds a second thread costs more than it saves. */
+const SPLIT_MIN_MACS = 1 << 20;
+
+/** C (+)= A B on the wasm heap; false (nothing done) when N is not a multiple of 4. */
 export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
   if (o.n % 4 !== 0) return false;
   if (o.m === 0 || o.n === 0) return true;
@@ -199,35 +347,60 @@ export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
   const at = (t: TensorInfo, off = 0) => heapOffset(backend, t) + off * 4;
   const kc0 = Math.min(o.k, KC);
   const nc0 = Math.min(o.n, Math.max(8, Math.floor(B_BLOCK / Math.max(1, kc0) / 8) * 8));
-  const packA = o.aRowStride !== 1;
-  const scratchA = packA ? io.alloc([MR * kc0]) : null;
-  const scratchB = io.alloc([Math.ceil(nc0 / 8) * 8 * kc0]);
-  const a0 = at(o.a, o.aOffset);
-  const b0 = at(o.b, o.bOffset);
-  const c0 = at(o.c, o.cOffset);
-  const sA = scratchA ? at(scratchA) : 0;
-  const sB = at(scratchB);
-  for (let k0 = 0; k0 < o.k; k0 += KC) {
-    const kc = Math.min(KC, o.k - k0);
-    const acc = o.accumulate || k0 > 0 ? 1 : 0;
-    for (let j0 = 0; j0 < o.n; j0 += nc0) {
-      const nc = Math.min(nc0, o.n - j0);
-      const n8 = nc >> 3;
-      // Full 8-column panels, then a 4-column remainder packed with the same 8-float row stride.
-      g.packB(b0 + (k0 * o.ldb + j0) * 4, o.ldb * 4, sB, kc, n8);
-      if (nc & 4) g.pack(b0 + (k0 * o.ldb + j0 + 8 * n8) * 4, 4, o.ldb * 4, sB + n8 * kc * 32, 4, kc);
-      for (let i0 = 0; i0 < o.m; i0 += MR) {
-        const mr = Math.min(MR, o.m - i0);
-        let pa = a0 + (i0 * o.aRowStride + k0 * o.aColStride) * 4;
-        let sa = o.aColStride * 4;
-        if (packA) {
-          g.pack(pa, o.aRowStride * 4, o.aColStride * 4, sA, mr, kc);
-          pa = sA;
-          sa = mr * 4;
-        }
-        g.rows[mr - 1](pa, sa, sB, c0 + (i0 * o.ldc + j0) * 4, o.ldc * 4, kc, acc, nc, kc * 32);
-      }
+  const helper = gemmThreads > 1 && o.m * o.n * o.k >= SPLIT_MIN_MACS && (o.m >= 2 * MR || o.n >= 16) ? g.helper() : null;
+  const parts = helper ? 2 : 1;
+  const scratchA = o.aRowStride !== 1 ? io.alloc([parts * MR * kc0]) : null;
+  const bFloats = Math.ceil(nc0 / 8) * 8 * kc0;
+  const scratchB = io.alloc([parts * bFloats]);
+  const p = new Float64Array(P_LEN);
+  p[P.a0] = at(o.a, o.aOffset);
+  p[P.rs] = o.aRowStride;
+  p[P.cs] = o.aColStride;
+  p[P.b0] = at(o.b, o.bOffset);
+  p[P.ldb] = o.ldb;
+  p[P.c0] = at(o.c, o.cOffset);
+  p[P.ldc] = o.ldc;
+  p[P.m] = o.m;
+  p[P.n] = o.n;
+  p[P.k] = o.k;
+  p[P.acc] = o.accumulate ? 1 : 0;
+  p[P.clamp] = o.lo !== undefined || o.hi !== undefined ? 1 : 0;
+  p[P.lo] = o.lo ?? -Infinity;
+  p[P.hi] = o.hi ?? Infinity;
+  p[P.bias0] = o.bias ? at(o.bias) : 0;
+  p[P.sA] = scratchA ? at(scratchA) : 0;
+  p[P.sB] = at(scratchB);
+  p[P.nc0] = nc0;
+  p[P.KC] = KC;
+  p[P.MR] = MR;
+  if (helper) {
+    // The helper takes the second half of the rows (whole MR panels) or of the columns (whole 8-column tiles).
+    const q = helper.params;
+    q.set(p);
+    q[P.sA] = p[P.sA] + MR * kc0 * 4;
+    q[P.sB] = p[P.sB] + bFloats * 4;
+    if (o.m >= o.n && o.m >= 2 * MR) {
+      const half = Math.ceil(o.m / 2 / MR) * MR;
+      p[P.m] = half;
+      q[P.m] = o.m - half;
+      q[P.a0] += half * o.aRowStride * 4;
+      q[P.c0] += half * o.ldc * 4;
+    } else {
+      const half = Math.ceil(o.n / 2 / 8) * 8;
+      p[P.n] = half;
+      q[P.n] = o.n - half;
+      q[P.b0] += half * 4;
+      q[P.c0] += half * 4;
+      if (o.bias) q[P.bias0] += half * 4;
     }
+    const seq = helper.post();
+    try {
+      driveGemm(g.rows, g.pack, g.packB, p);
+    } finally {
+      helper.join(seq);
+    }
+  } else {
+    driveGemm(g.rows, g.pack, g.packB, p);
   }
   if (scratchA) io.dispose(scratchA);
   io.dispose(scratchB);

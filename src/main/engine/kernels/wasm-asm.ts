@@ -57,6 +57,9 @@ export const flt = simd(0x43);
 export const vand = simd(0x4e);
 export const fadd = simd(0xe4);
 export const fmul = simd(0xe6);
+/** Pseudo-min/max (b < a ? b : a; a < b ? b : a): one instruction each on x86. */
+export const fpmin = simd(0xea);
+export const fpmax = simd(0xeb);
 /** f32x4.relaxed_madd (a * b + c; fused on CPUs with FMA): relaxed SIMD. */
 export const fmadd = simd(0x105);
 export const bump = (p: number, bytes: number[]) => [...get(p), ...bytes, ...add, ...set(p)];

@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendReport } from '../../shared/contract';
 import { registerTrainingKernels } from './kernels/index';
+import { setGemmThreads } from './kernels/gemm-simd';
 import { initWasmWithThreads, type WasmInitResult } from './kernels/wasm-threads';
 
 const nodeRequire = createRequire(import.meta.url);
@@ -107,6 +108,7 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
         // A thread count below the wanted one is a faster option not taken: report why.
         if (fallbackReason) skipped.push({ name: `wasm with ${wanted} threads`, reason: fallbackReason });
         current = { name, package: '@tensorflow/tfjs-backend-wasm', threads, skipped };
+        setGemmThreads(threads);
       } else {
         await import('@tensorflow/tfjs-backend-cpu');
         if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');

@@ -2,6 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
+import fs from 'node:fs';
+import path from 'node:path';
+import { wasmDistDir } from '../../../src/main/engine/backend';
+import { shortenPoolSpin } from '../../../src/main/engine/kernels/wasm-threads';
 
 const workerFile = new URL('./kernels-threads-worker.ts', import.meta.url);
 
@@ -45,4 +49,21 @@ test('FINETUNE_THREADS=1 uses the single-threaded build', async () => {
   assert.equal(result.code, 0);
   assert.equal(result.report.threads, 1);
   assert.equal(result.product, 256);
+});
+
+test('the pool-spin patch finds its one site in the shipped threaded binary and rewrites only that constant', () => {
+  const file = path.join(wasmDistDir(), 'tfjs-backend-wasm-threaded-simd.wasm');
+  const binary = fs.readFileSync(file);
+  const patched = shortenPoolSpin(binary, 50_000);
+  assert.ok(patched, 'spin site found exactly once');
+  assert.equal(patched.length, binary.length);
+  const changed = [...patched].flatMap((b, i) => (b === binary[i] ? [] : [i]));
+  assert.ok(changed.length === 3 && changed[2] - changed[0] === 2, `only the constant changed: ${changed}`);
+  // Three-byte LEB128 of 50,000 where 1,000,000 was, and the result still validates.
+  assert.deepEqual([...patched.subarray(changed[0], changed[0] + 3)], [0xd0, 0x86, 0x03]);
+  assert.ok(WebAssembly.validate(patched));
+  // A binary without the site (or with two) is left alone.
+  assert.equal(shortenPoolSpin(new Uint8Array(100)), null);
+  const site = binary.subarray(changed[0] - 12, changed[0] + 11);
+  assert.equal(shortenPoolSpin(Buffer.concat([site, site])), null);
 });

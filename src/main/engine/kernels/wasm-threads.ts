@@ -41,6 +41,32 @@ const WORKER_PRELUDE = (mainFile: string) => `Object.assign(globalThis, {
 /** The worker loads the main script from a Blob unless it gets a path: make it a path. */
 const BLOB_BRANCH = /if\(typeof e\.data\.urlOrBlob=="string"\)\{importScripts\(e\.data\.urlOrBlob\)\}else\{[^}]*\}/;
 
+/**
+ * XNNPACK's pool threads spin for ~1,000,000 iterations (~3 ms here) after every parallel
+ * op before they sleep (pthreadpool's wait_for_new_command). Between the ops of a training
+ * step that spinning holds a core our own kernels (the GEMM's second thread) need. In the
+ * threaded binary we shorten it to SPIN_ITERATIONS (~0.15 ms): still long enough to catch
+ * the next op of an inference pass. The site is matched with its surroundings (the atomic
+ * load of the command, the compare, then the constant and the YIELD_WORKERS flag test); if
+ * the binary differs, it is left as it is.
+ */
+const SPIN_SITE = [0xfe, 0x10, 0x02, 0x00, 0x22, 0x02, 0x20, 0x01, 0x47, 0x0d, 0x00, 0x41, 0xc0, 0x84, 0x3d, 0x21, 0x07, 0x20, 0x06, 0x41, 0x02, 0x71, 0x45];
+const SPIN_CONST_AT = 12;
+export const SPIN_ITERATIONS = 50_000;
+
+/** The threaded binary with the pool's idle spin shortened, or null if the site is not found exactly once. */
+export function shortenPoolSpin(binary: Uint8Array, iterations = SPIN_ITERATIONS): Uint8Array | null {
+  const hits: number[] = [];
+  for (let i = binary.indexOf(SPIN_SITE[0]); i !== -1 && i + SPIN_SITE.length <= binary.length; i = binary.indexOf(SPIN_SITE[0], i + 1)) {
+    if (SPIN_SITE.every((b, j) => binary[i + j] === b)) hits.push(i);
+  }
+  if (hits.length !== 1 || iterations < 1 || iterations >= 1 << 21) return null;
+  const out = Uint8Array.from(binary);
+  // Same length: a three-byte LEB128 (padding is valid), so no offset in the module moves.
+  out.set([(iterations & 0x7f) | 0x80, ((iterations >> 7) & 0x7f) | 0x80, iterations >> 14], hits[0] + SPIN_CONST_AT);
+  return out;
+}
+
 interface Patches {
   restore(): void;
   workers: { terminate(): unknown }[];
@@ -60,6 +86,7 @@ function patchForInit(dir: string, wanted: number): Patches {
   const OrigWorker = workerThreads.Worker;
   const texts = new WeakMap<object, string>();
   const workers: { terminate(): unknown }[] = [];
+  const origReadFileSync = fs.readFileSync;
 
   g.Blob = class extends OrigBlob {
     constructor(parts: BlobPart[], options?: BlobPropertyBag) {
@@ -92,6 +119,14 @@ function patchForInit(dir: string, wanted: number): Patches {
       workers.push(this);
     }
   };
+  // Emscripten reads the threaded binary with fs.readFileSync under Node.
+  (fs as { readFileSync: unknown }).readFileSync = function (this: unknown, file: fs.PathOrFileDescriptor, ...rest: unknown[]) {
+    const data = (origReadFileSync as (...a: unknown[]) => unknown).call(this, file, ...rest);
+    if (typeof file === 'string' && file.endsWith('tfjs-backend-wasm-threaded-simd.wasm') && data instanceof Uint8Array) {
+      return shortenPoolSpin(data) ?? data;
+    }
+    return data;
+  };
   tf.env().set(FLAG, true);
   return {
     workers,
@@ -101,6 +136,7 @@ function patchForInit(dir: string, wanted: number): Patches {
       URL.createObjectURL = origCreate;
       (os as { cpus: () => os.CpuInfo[] }).cpus = origCpus;
       workerThreads.Worker = OrigWorker;
+      (fs as { readFileSync: unknown }).readFileSync = origReadFileSync;
       if (origGlobalWorker === undefined) delete g.Worker;
       else g.Worker = origGlobalWorker;
       tf.env().set(FLAG, false);

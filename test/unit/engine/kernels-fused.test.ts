@@ -72,6 +72,9 @@ for (const [label, shape, withGamma, withBias] of [
   ['conv with gamma', [1, 1, 5, 7], true, false],
   ['depthwise with gamma and conv bias', [3, 3, 6, 1], true, true],
   ['conv without gamma (scale=False)', [3, 3, 2, 4], false, true],
+  // Channels in fours: the SIMD loops on wasm.
+  ['depthwise, 8 channels', [3, 3, 8, 1], true, true],
+  ['1x1 conv, 12 channels', [1, 1, 10, 12], true, false],
 ] as const) {
   test(`BatchNorm fold op (${label}): values and gradients match the tf ops it replaces`, () => {
     const channels = shape[2] * shape[3] === shape[2] ? shape[2] : shape[3];

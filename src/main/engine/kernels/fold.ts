@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
+import { heapOffset, simdFor, type SimdKernels } from './simd';
 
 const FORWARD = 'FinetuneFoldConvBn';
 const BACKWARD = 'FinetuneFoldConvBnGrad';
@@ -34,6 +35,21 @@ function scales(b: BackendIO, inputs: Record<string, TensorInfo>, a: FoldAttrs, 
   return { s, inv };
 }
 
+/** SIMD on wasm when the channels come in fours: the kernel-sized loops as strided multiply-adds. */
+function simdOf(b: BackendIO, channels: number): SimdKernels | null {
+  return b.kind === 'wasm' && channels % 4 === 0 ? simdFor(b.backend) : null;
+}
+
+/** out[row][c] = x[row][c] * s[c] for every kernel row (out must be zeroed). */
+function scaleRows(b: BackendIO, simd: SimdKernels, x: TensorInfo, s: Float64Array, out: TensorInfo): void {
+  const channels = s.length;
+  const s32 = b.fromArray([channels], Float32Array.from(s));
+  const at = (t: TensorInfo) => heapOffset(b.backend, t);
+  const rows = x.shape.reduce((p, q) => p * q, 1) / channels;
+  simd.fmaStrided(at(out), at(x), at(s32), channels / 4, rows, channels * 4, channels * 4, 0);
+  b.dispose(s32);
+}
+
 function forward(args: { inputs: Record<string, TensorInfo>; backend: tf.KernelBackend; attrs: FoldAttrs }): TensorInfo[] {
   const { inputs, attrs: a } = args;
   const b = io(args.backend);
@@ -41,9 +57,15 @@ function forward(args: { inputs: Record<string, TensorInfo>; backend: tf.KernelB
   const filter = b.alloc([...inputs.kernel.shape]);
   const bias = b.alloc([channels]);
   const { s } = scales(b, inputs, a, channels);
-  const k = b.view(inputs.kernel);
-  const f = b.view(filter);
-  for (let i = 0; i < k.length; i += channels) for (let c = 0; c < channels; c++) f[i + c] = k[i + c] * s[c];
+  const simd = simdOf(b, channels);
+  if (simd) {
+    b.view(filter).fill(0);
+    scaleRows(b, simd, inputs.kernel, s, filter);
+  } else {
+    const k = b.view(inputs.kernel);
+    const f = b.view(filter);
+    for (let i = 0; i < k.length; i += channels) for (let c = 0; c < channels; c++) f[i + c] = k[i + c] * s[c];
+  }
   const mean = b.view(inputs.mean);
   const beta = a.hasBeta ? b.view(inputs.beta) : null;
   const convBias = a.hasBias ? b.view(inputs.bias) : null;
@@ -60,14 +82,26 @@ function backward(args: { inputs: Record<string, TensorInfo>; backend: tf.Kernel
   const dGamma = b.alloc([channels]);
   const dBias = b.alloc([channels]);
   const { s, inv } = scales(b, inputs, a, channels);
-  const dF = b.view(inputs.dFilter);
-  const k = b.view(inputs.kernel);
-  const dk = b.view(dKernel);
   const ds = new Float64Array(channels);
-  for (let i = 0; i < k.length; i += channels) {
-    for (let c = 0; c < channels; c++) {
-      dk[i + c] = dF[i + c] * s[c];
-      ds[c] += dF[i + c] * k[i + c];
+  const simd = simdOf(b, channels);
+  if (simd) {
+    // dkernel = dfilter * s; ds = column sums of dfilter * kernel (float32 sums, as the GEMMs).
+    b.view(dKernel).fill(0);
+    scaleRows(b, simd, inputs.dFilter, s, dKernel);
+    const sums = b.alloc([channels], true);
+    const at = (t: TensorInfo) => heapOffset(args.backend, t);
+    simd.fmaStrided(at(sums), at(inputs.dFilter), at(inputs.kernel), channels / 4, inputs.kernel.shape.reduce((p, q) => p * q, 1) / channels, 0, channels * 4, channels * 4);
+    ds.set(b.view(sums));
+    b.dispose(sums);
+  } else {
+    const dF = b.view(inputs.dFilter);
+    const k = b.view(inputs.kernel);
+    const dk = b.view(dKernel);
+    for (let i = 0; i < k.length; i += channels) {
+      for (let c = 0; c < channels; c++) {
+        dk[i + c] = dF[i + c] * s[c];
+        ds[c] += dF[i + c] * k[i + c];
+      }
     }
   }
   const dB = b.view(inputs.dBias);

@@ -55,7 +55,7 @@ const SPIN_CONST_AT = 12;
 export const SPIN_ITERATIONS = 50_000;
 
 /** The threaded binary with the pool's idle spin shortened, or null if the site is not found exactly once. */
-export function shortenPoolSpin(binary: Uint8Array, iterations = SPIN_ITERATIONS): Uint8Array | null {
+export function shortenPoolSpin(binary: Uint8Array, iterations = SPIN_ITERATIONS): Uint8Array<ArrayBuffer> | null {
   const hits: number[] = [];
   for (let i = binary.indexOf(SPIN_SITE[0]); i !== -1 && i + SPIN_SITE.length <= binary.length; i = binary.indexOf(SPIN_SITE[0], i + 1)) {
     if (SPIN_SITE.every((b, j) => binary[i + j] === b)) hits.push(i);

@@ -5,6 +5,7 @@
 import { boot, appVersion, type Booted } from '../main/boot';
 import { AppError } from '../shared/errors';
 import { COMMANDS, usage } from './commands';
+import { trace } from '../main/services/trace';
 
 export interface GlobalOptions {
   home?: string;
@@ -58,7 +59,9 @@ export async function main(argv: string[]): Promise<number> {
       console.log(usage(name));
       return 0;
     }
+    trace(`cli: ${name}`);
     booted = await boot({ home: g.home, mirrors: g.mirrors });
+    trace('booted');
     return await command.run(args, booted);
   } catch (err) {
     if (err instanceof AppError) console.error(`error: ${err.message}`);

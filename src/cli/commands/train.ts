@@ -8,6 +8,7 @@ import type { Booted } from '../../main/boot';
 import type { EpochEnd, TrainProgress } from '../../shared/contract';
 import { AppError } from '../../shared/errors';
 import { progressLine } from '../progress';
+import { trace } from '../../main/services/trace';
 
 const TRAIN_OPTIONS = {
   data: { type: 'string' },
@@ -70,6 +71,7 @@ export async function trainCommand(args: string[], app: Booted): Promise<number>
   const { values } = parseArgs({ args, options: TRAIN_OPTIONS });
   const started = Date.now();
   const snapshotId = await snapshotFor(values, app);
+  trace('dataset imported');
   const overrides = overridesFrom(values);
   const { runId } = await app.call('train:start', {
     snapshotId,
@@ -79,6 +81,7 @@ export async function trainCommand(args: string[], app: Booted): Promise<number>
     name: values.name,
     experiment: values.experiment,
   });
+  trace('run launched');
   const out = values.json ? console.error : console.log;
   const tty = process.stderr.isTTY && !values.json;
   const epochs: EpochEnd[] = [];

@@ -2,9 +2,11 @@
 import { AppError } from '../../../shared/errors';
 import { initBackend } from '../../engine/backend';
 import type { JobIO, JobKind } from './protocol';
+import { trace } from '../trace';
 
 export async function runJob(kind: JobKind, payload: unknown, io: JobIO): Promise<unknown> {
   const backend = await initBackend();
+  trace(`backend ${backend.name} (${backend.threads} threads)`);
   io.emit('backend', { name: backend.name, threads: backend.threads });
   switch (kind) {
     case 'train':

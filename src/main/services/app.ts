@@ -6,7 +6,6 @@ import { createRequire } from 'node:module';
 import type { BackboneInfo, DoctorReport } from '../../shared/contract';
 import type { AppContext } from './context';
 import { AppError } from '../../shared/errors';
-import { initBackend } from '../engine/backend';
 import { BACKBONES } from '../engine/backbones/registry';
 import { isCompleteModelFolder } from '../engine/backbones/resolve';
 
@@ -44,6 +43,7 @@ export function localModelJson(ctx: AppContext, relDir: string): string | null {
 
 /** Everything a bug report needs: versions, backend choice and why, folders. */
 export async function doctor(ctx: AppContext): Promise<DoctorReport> {
+  const { initBackend } = await import('../engine/backend');
   const backend = await initBackend();
   return {
     appVersion: ctx.appVersion,

@@ -20,7 +20,6 @@ import { parseTopology } from '../engine/net/topology';
 import { splitGroups } from '../engine/net/groups';
 import { loadSnapshot, snapshotPath } from '../dataset/snapshot';
 import { startJob } from './jobs/worker-host';
-import { checkpointExists, loadCheckpoint } from '../engine/checkpoint';
 import type { CheckpointMeta } from '../engine/trainer';
 import type { BackboneRef, DataRef, TrainJobPayload } from './jobs/train-job-types';
 
@@ -146,6 +145,8 @@ export function createTrainingServices(ctx: AppContext, store: Store, runs: RunM
       // The checkpoint on disk is the truth: the log may have committed an epoch whose
       // checkpoint record was cut off by the crash, or the reverse.
       const lastDir = path.join(runDir(rec.id), 'checkpoints', 'last');
+      // Imported here: engine/checkpoint loads tfjs (~0.7 s), which no other verb of this process needs.
+      const { checkpointExists, loadCheckpoint } = await import('../engine/checkpoint');
       const hasLast = checkpointExists(lastDir);
       const meta = hasLast ? loadCheckpoint<CheckpointMeta>(lastDir).meta : null;
       const completed = meta?.position.epoch ?? 0;

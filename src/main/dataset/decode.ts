@@ -7,6 +7,9 @@
 import fs from 'node:fs';
 import sharp, { type Sharp } from 'sharp';
 import type { Preprocessing } from '../../shared/preprocessing';
+import { centreCrop } from './crop';
+
+export { centreCrop, centreCropInto } from './crop';
 
 /** How decoding is run (the bench records these with its numbers). */
 export const DECODE_SETTINGS = {
@@ -194,22 +197,6 @@ export async function decodeSquare(input: string | Buffer, side: number): Promis
   const data = await pipeline.raw({ depth: 'uchar' }).toBuffer();
   if (data.length !== side * side * 3) throw new Error(`decoded to ${data.length} bytes, expected ${side * side * 3}`);
   return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), info };
-}
-
-/** The centre `size` x `size` crop of an S x S x 3 image. */
-export function centreCrop(square: Uint8Array, side: number, size: number): Uint8Array {
-  if (side === size) return square;
-  return centreCropInto(square, side, size, new Uint8Array(size * size * 3), 0);
-}
-
-/** The centre crop written straight into a batch buffer at `offset` (no intermediate copy). */
-export function centreCropInto(square: Uint8Array, side: number, size: number, out: Uint8Array, offset: number): Uint8Array {
-  const off = Math.floor((side - size) / 2);
-  for (let y = 0; y < size; y++) {
-    const src = ((y + off) * side + off) * 3;
-    out.set(square.subarray(src, src + size * 3), offset + y * size * 3);
-  }
-  return out;
 }
 
 /** Eval view of one image file, for prediction and the export's parity check. */

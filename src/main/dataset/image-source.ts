@@ -5,11 +5,12 @@
  */
 import type { Preprocessing } from '../../shared/preprocessing';
 import type { ImageSource as EngineImageSource } from '../engine/data';
-import { AppError, CancelledError } from '../../shared/errors';
-import { DecodeCache, mapPool } from './cache';
-import { DECODE_SETTINGS, cacheSide, centreCropInto, decodeSquare } from './decode';
-import { augmentImage, type AugmentConfig } from './augment';
+import { CancelledError } from '../../shared/errors';
+import { mapPool } from './cache';
+import { DECODE_SETTINGS, cacheSide } from './decode';
+import type { AugmentConfig } from './augment';
 import { absPath, loadSnapshot, type DatasetSnapshot, type SnapshotFile } from './snapshot';
+import { SplitPixels, type PixelRequest, type SplitPixelsSpec } from './split-pixels';
 import type { Split } from './scan';
 
 export type { AugmentConfig } from './augment';
@@ -23,6 +24,17 @@ export type ImageSource = EngineImageSource & {
   warm(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<void>;
 };
 
+/** A split's pixels made on another thread (services/jobs/pixel-thread.ts), with the same code. */
+export interface RemotePixels {
+  load(indices: number[], opts: PixelRequest): Promise<Uint8Array>;
+  loadScaled(indices: number[], opts: PixelRequest, table: Float32Array): Promise<Float32Array>;
+}
+
+/** Something that reads splits on another thread, so loading overlaps the engine's compute. */
+export interface PixelThread {
+  open(spec: SplitPixelsSpec): RemotePixels;
+}
+
 export interface OpenImageSourceOptions {
   snapshot: DatasetSnapshot;
   split: Split;
@@ -31,6 +43,8 @@ export interface OpenImageSourceOptions {
   augment?: AugmentConfig;
   seed?: number;
   concurrency?: number;
+  /** Load batches on this thread instead of the caller's (warm() always runs here). */
+  thread?: PixelThread;
 }
 
 class SnapshotImageSource implements ImageSource {
@@ -40,13 +54,13 @@ class SnapshotImageSource implements ImageSource {
   readonly classNames: string[];
   readonly labels: Int32Array;
   readonly paths: string[];
-  private readonly cache: DecodeCache;
-  private readonly side: number;
+  private readonly local: SplitPixels;
+  private readonly remote: RemotePixels | null;
 
   constructor(
-    private readonly files: SnapshotFile[],
+    files: SnapshotFile[],
     snapshot: DatasetSnapshot,
-    private readonly o: OpenImageSourceOptions,
+    o: OpenImageSourceOptions,
   ) {
     this.length = files.length;
     this.imageSize = o.preprocessing.size;
@@ -54,41 +68,31 @@ class SnapshotImageSource implements ImageSource {
     this.numClasses = snapshot.classes.length;
     this.labels = Int32Array.from(files.map((f) => f.label));
     this.paths = files.map((f) => absPath(snapshot, f));
-    this.side = cacheSide(o.preprocessing);
-    this.cache = new DecodeCache(o.cacheDir, this.side);
+    const spec: SplitPixelsSpec = {
+      files: files.map((f, i) => ({ hash: f.hash, path: this.paths[i] })),
+      side: cacheSide(o.preprocessing),
+      size: o.preprocessing.size,
+      cacheDir: o.cacheDir,
+      augment: o.augment,
+      seed: o.seed ?? 0,
+      concurrency: o.concurrency ?? DECODE_SETTINGS.pool,
+    };
+    this.local = new SplitPixels(spec);
+    this.remote = o.thread?.open(spec) ?? null;
   }
 
-  /** The cached S x S square of example i, decoding (and caching) it on a miss. */
-  private async square(i: number): Promise<Uint8Array> {
-    const f = this.files[i];
-    const hit = this.cache.get(f.hash);
-    if (hit) return hit;
-    let pixels: Uint8Array;
-    try {
-      pixels = (await decodeSquare(this.paths[i], this.side)).pixels;
-    } catch (err) {
-      throw new AppError('image_changed', `Cannot decode ${this.paths[i]} (${(err as Error).message}). The folder changed since it was imported: import it again to get a new snapshot.`);
-    }
-    this.cache.put(f.hash, pixels);
-    return pixels;
+  async load(indices: number[], opts: PixelRequest): Promise<Uint8Array> {
+    if (!this.remote) return this.local.load(indices, opts);
+    if (opts.signal?.aborted) throw new CancelledError('data loading');
+    const out = await this.remote.load(indices, { epoch: opts.epoch, augment: opts.augment });
+    if (opts.signal?.aborted) throw new CancelledError('data loading');
+    return out;
   }
 
-  async load(indices: number[], opts: { epoch: number; augment: boolean; signal?: AbortSignal }): Promise<Uint8Array> {
-    const size = this.imageSize;
-    const per = size * size * 3;
-    const out = new Uint8Array(indices.length * per);
-    const aug = opts.augment ? this.o.augment : undefined;
-    await mapPool(
-      indices,
-      this.o.concurrency ?? DECODE_SETTINGS.pool,
-      async (idx, k) => {
-        if (idx < 0 || idx >= this.length) throw new AppError('internal', `Image index ${idx} out of range 0..${this.length - 1}.`);
-        const sq = await this.square(idx);
-        if (aug) out.set(augmentImage(sq, this.side, size, aug, this.o.seed ?? 0, opts.epoch, idx), k * per);
-        else centreCropInto(sq, this.side, size, out, k * per);
-      },
-      opts.signal,
-    );
+  async loadScaled(indices: number[], opts: PixelRequest, table: Float32Array): Promise<Float32Array> {
+    if (!this.remote) return this.local.loadScaled(indices, opts, table);
+    if (opts.signal?.aborted) throw new CancelledError('data loading');
+    const out = await this.remote.loadScaled(indices, { epoch: opts.epoch, augment: opts.augment }, table);
     if (opts.signal?.aborted) throw new CancelledError('data loading');
     return out;
   }
@@ -96,10 +100,10 @@ class SnapshotImageSource implements ImageSource {
   async warm(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<void> {
     let done = 0;
     await mapPool(
-      this.files.map((_, i) => i),
-      this.o.concurrency ?? DECODE_SETTINGS.pool,
+      this.paths.map((_, i) => i),
+      this.local.spec.concurrency,
       async (i) => {
-        if (!this.cache.has(this.files[i].hash)) await this.square(i);
+        await this.local.ensureCached(i);
         onProgress?.(++done, this.length);
       },
       signal,

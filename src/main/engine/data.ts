@@ -16,19 +16,54 @@ export interface ImageSource {
   readonly paths: string[];
   /** n x size x size x 3 uint8, NHWC. Augmentation is a function of (source seed, epoch, index). */
   load(indices: number[], opts: { epoch: number; augment: boolean; signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * The same views as floats, `table` mapping channel c's value v (at c * 256 + v): lets a
+   * source scale them where it makes them (another thread). Must equal scalePixels(load()).
+   */
+  loadScaled?(indices: number[], opts: { epoch: number; augment: boolean; signal?: AbortSignal }, table: Float32Array): Promise<Float32Array>;
   warm?(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * The scaled value of every uint8 level per channel (channel c's value v at c * 256 + v):
+ * the same float32 each pixel would get from computing `v * mul + add` itself.
+ */
+export function scalingTable(scaling: Scaling): Float32Array {
+  const { mul, add } = scalingAffine(scaling);
+  const table = new Float32Array(768);
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = v * mul[c] + add[c];
+  return table;
+}
+
+const tables = new WeakMap<Scaling, Float32Array>();
+
+function tableFor(scaling: Scaling): Float32Array {
+  let t = tables.get(scaling);
+  if (!t) tables.set(scaling, (t = scalingTable(scaling)));
+  return t;
+}
+
+/** uint8 NHWC pixels -> float32 scaled as the backbone expects. */
+export function scalePixels(pixels: Uint8Array, scaling: Scaling): Float32Array {
+  const table = tableFor(scaling);
+  const out = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i += 3) {
+    out[i] = table[pixels[i]];
+    out[i + 1] = table[256 + pixels[i + 1]];
+    out[i + 2] = table[512 + pixels[i + 2]];
+  }
+  return out;
 }
 
 /** uint8 NHWC pixels -> float32 tensor scaled as the backbone expects. */
 export function pixelsToTensor(pixels: Uint8Array, n: number, size: number, scaling: Scaling): tf.Tensor4D {
-  const { mul, add } = scalingAffine(scaling);
-  const out = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i += 3) {
-    out[i] = pixels[i] * mul[0] + add[0];
-    out[i + 1] = pixels[i + 1] * mul[1] + add[1];
-    out[i + 2] = pixels[i + 2] * mul[2] + add[2];
-  }
-  return tf.tensor4d(out, [n, size, size, 3]);
+  return tf.tensor4d(scalePixels(pixels, scaling), [n, size, size, 3]);
+}
+
+/** Scaled float pixels of `indices`, made by the source when it can (off this thread), else here. */
+export async function loadScaledPixels(source: ImageSource, indices: number[], opts: { epoch: number; augment: boolean; signal?: AbortSignal }, scaling: Scaling): Promise<Float32Array> {
+  if (source.loadScaled) return source.loadScaled(indices, opts, tableFor(scaling));
+  return scalePixels(await source.load(indices, opts), scaling);
 }
 
 /** Split `items` into consecutive chunks of at most `size`. */
@@ -52,8 +87,8 @@ export function pixelFeeder(source: ImageSource, scaling: Scaling, augment: bool
     from: 0,
     length: source.length,
     async load(indices, epoch, flip) {
-      const pixels = await source.load(indices, { epoch, augment, signal });
-      const x = pixelsToTensor(pixels, indices.length, source.imageSize, scaling);
+      const size = source.imageSize;
+      const x = tf.tensor4d(await loadScaledPixels(source, indices, { epoch, augment, signal }, scaling), [indices.length, size, size, 3]);
       if (!flip) return x;
       const f = tf.reverse(x, 2);
       x.dispose();

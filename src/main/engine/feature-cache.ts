@@ -13,7 +13,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { CancelledError } from '../../shared/errors';
 import type { BackboneNet } from './net/types';
-import { chunks, pixelsToTensor, type ImageSource } from './data';
+import { chunks, loadScaledPixels, type ImageSource } from './data';
 
 export interface ViewSpec {
   /** Passed to ImageSource.load: with augment on, each epoch number is a different augmentation. */
@@ -111,24 +111,38 @@ class DiskStore implements FeatureStore {
   }
 }
 
-/** Run images of `view` through the frozen groups [0, boundary) and hand each batch's features to `sink`. */
+/**
+ * Run images of `view` through the frozen groups [0, boundary) and hand each batch's features
+ * to `sink`. The next batch's pixels are requested before this batch's forward pass, so a
+ * source that makes them on another thread (augmentation, scaling) works while wasm computes.
+ */
 async function computeView(o: BuildFeatureStoreOptions, view: ViewSpec, sink: (start: number, data: Float32Array) => void, tick: (n: number) => void): Promise<void> {
   const all = Array.from({ length: o.source.length }, (_, i) => i);
-  const pre = o.net.preprocessing;
+  const batches = chunks(all, o.batchSize ?? 32);
+  const size = o.source.imageSize;
+  const load = (k: number) => loadScaledPixels(o.source, batches[k], { epoch: view.epoch, augment: view.augment, signal: o.signal }, o.net.preprocessing.scaling);
+  let next: Promise<Float32Array> | null = batches.length ? load(0) : null;
   let start = 0;
-  for (const batch of chunks(all, o.batchSize ?? 32)) {
-    if (o.signal?.aborted) throw new CancelledError('feature caching');
-    const pixels = await o.source.load(batch, { epoch: view.epoch, augment: view.augment, signal: o.signal });
-    const out = tf.tidy(() => {
-      let x: tf.Tensor = pixelsToTensor(pixels, batch.length, o.source.imageSize, pre.scaling);
-      if (view.flip) x = tf.reverse(x, 2);
-      return o.net.forwardFrozen(x, { from: 0, to: o.boundary });
-    });
-    const data = (await out.data()) as Float32Array;
-    out.dispose();
-    sink(start, data);
-    start += batch.length;
-    tick(batch.length);
+  try {
+    for (let k = 0; k < batches.length; k++) {
+      if (o.signal?.aborted) throw new CancelledError('feature caching');
+      const batch = batches[k];
+      const pixels = await next!;
+      next = k + 1 < batches.length ? load(k + 1) : null;
+      const out = tf.tidy(() => {
+        let x: tf.Tensor = tf.tensor4d(pixels, [batch.length, size, size, 3]);
+        if (view.flip) x = tf.reverse(x, 2);
+        return o.net.forwardFrozen(x, { from: 0, to: o.boundary });
+      });
+      const data = (await out.data()) as Float32Array;
+      out.dispose();
+      sink(start, data);
+      start += batch.length;
+      tick(batch.length);
+    }
+  } finally {
+    // A batch still in flight when this view fails or is cancelled: let it settle unobserved.
+    next?.catch(() => {});
   }
 }
 

@@ -10,6 +10,9 @@ import type { JobIO } from './protocol';
 import type { LrFindJobPayload, TrainJobPayload, TrainJobResult } from './train-job-types';
 import { DEFAULT_AUGMENT, openSplit } from './data-access';
 import { DECODER_VERSION } from '../../dataset/cache';
+import { trace } from '../trace';
+import { startPixelThread } from './pixel-thread';
+import type { PixelThread } from '../../dataset/image-source';
 
 function dirSize(dir: string): number {
   let total = 0;
@@ -21,10 +24,22 @@ function dirSize(dir: string): number {
   return total;
 }
 
+/** Train with batches made on a pixel helper thread (started first: it loads while the backbone does). */
 export async function trainJob(p: TrainJobPayload, io: JobIO, backend: BackendReport): Promise<TrainJobResult> {
+  const pixels = startPixelThread();
+  try {
+    return await trainWith(p, io, backend, pixels);
+  } finally {
+    await pixels.dispose();
+  }
+}
+
+async function trainWith(p: TrainJobPayload, io: JobIO, backend: BackendReport, pixels: PixelThread): Promise<TrainJobResult> {
   const net = await loadBackbone(p.backbone.modelJson, { id: p.backbone.id, preprocessing: p.backbone.preprocessing });
-  const trainSrc = await openSplit(p.data, 'train', p.backbone.preprocessing, { augment: p.config.augment ? DEFAULT_AUGMENT : undefined, seed: p.config.seed });
-  const valSrc = await openSplit(p.data, 'val', p.backbone.preprocessing, { seed: p.config.seed });
+  trace('backbone loaded');
+  const trainSrc = await openSplit(p.data, 'train', p.backbone.preprocessing, { augment: p.config.augment ? DEFAULT_AUGMENT : undefined, seed: p.config.seed, thread: pixels });
+  const valSrc = await openSplit(p.data, 'val', p.backbone.preprocessing, { seed: p.config.seed, thread: pixels });
+  let lastStatus = '';
   const checkpointDir = path.join(p.runDir, 'checkpoints');
   let batches = 0;
   const onEvent = (e: TrainEvent) => {
@@ -46,6 +61,7 @@ export async function trainJob(p: TrainJobPayload, io: JobIO, backend: BackendRe
         break;
       case 'epoch': {
         const m = e.metrics;
+        trace(`epoch ${m.epoch} done`);
         io.emit('epoch', {
           epoch: m.epoch,
           step: m.epoch * Math.max(1, batches),
@@ -69,6 +85,7 @@ export async function trainJob(p: TrainJobPayload, io: JobIO, backend: BackendRe
         io.emit('setup', { microBatch: e.microBatch, featureCache: e.featureCache });
         break;
       case 'status':
+        if (e.message !== lastStatus) trace((lastStatus = e.message));
         io.emit('phase', { phase: e.message, done: e.done ?? 0, total: e.total ?? 0 });
         break;
       default:

@@ -36,8 +36,8 @@ export function workerEntry(): URL {
  * bootstrap that registers tsx inside the worker, since loader flags of the parent do not
  * reliably reach worker threads.
  */
-function spawnWorker(entry: URL): Worker {
-  const options = { resourceLimits: { maxOldGenerationSizeMb: 8192 } };
+export function spawnWorker(entry: URL, workerData?: unknown): Worker {
+  const options = { resourceLimits: { maxOldGenerationSizeMb: 8192 }, workerData };
   if (!entry.pathname.endsWith('.ts')) return new Worker(entry, options);
   const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); }).catch((e) => { throw e; });`;
   return new Worker(bootstrap, { ...options, eval: true });

@@ -70,6 +70,8 @@ async function snapshotFor(values: { data?: string; snapshot?: string; val?: str
 export async function trainCommand(args: string[], app: Booted): Promise<number> {
   const { values } = parseArgs({ args, options: TRAIN_OPTIONS });
   const started = Date.now();
+  // The engine worker starts tfjs while the folder is imported.
+  app.runs.prewarm();
   const snapshotId = await snapshotFor(values, app);
   trace('dataset imported');
   const overrides = overridesFrom(values);

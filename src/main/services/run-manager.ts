@@ -7,7 +7,7 @@ import type { ActiveRun, EpochEnd, EpochSummary, TrainProgress } from '../../sha
 import { AppError } from '../../shared/errors';
 import type { AppContext } from './context';
 import type { MetricRow, Store } from '../store';
-import { startJob, type JobHandle } from './jobs/worker-host';
+import { dropSpareWorker, prestartWorker, startJob, type JobHandle } from './jobs/worker-host';
 import type { TrainJobPayload, TrainJobResult } from './jobs/train-job-types';
 
 /** What the worker's events update. */
@@ -111,11 +111,16 @@ export class RunManager {
     return { status: l.info.status };
   }
 
+  /** Start the next run's engine worker now (tfjs loading while the caller prepares the run). */
+  prewarm(): void {
+    prestartWorker();
+  }
+
   /** Stop everything (app quit): runs end as 'stopped' with their last checkpoint kept. */
   async stopAll(): Promise<void> {
     const all = [...this.live.values()];
     for (const l of all) l.job.control({ type: 'stop' });
-    await Promise.allSettled(all.map((l) => l.finished));
+    await Promise.allSettled([...all.map((l) => l.finished), dropSpareWorker()]);
   }
 
   /**

@@ -5,8 +5,9 @@
 import type { MessagePort } from 'node:worker_threads';
 import { toApiError } from '../../../shared/errors';
 import { TrainController } from '../../engine/controller';
-import type { ControlMessage, JobIO, JobStart, WorkerMessage } from './protocol';
+import type { ControlMessage, JobIO, JobStart, WarmMessage, WorkerMessage } from './protocol';
 import { runJob } from './run-job';
+import { initBackend } from '../../engine/backend';
 import { trace } from '../trace';
 
 export function serveJobs(port: MessagePort): void {
@@ -19,8 +20,14 @@ export function serveJobs(port: MessagePort): void {
     signal: abort.signal,
     controller,
   };
-  port.on('message', async (m: JobStart | ControlMessage) => {
-    if (m.type === 'pause') controller.pause();
+  port.on('message', async (m: JobStart | ControlMessage | WarmMessage) => {
+    if (m.type === 'warm') {
+      // Failures are left for the job itself to meet and report.
+      await Promise.all([initBackend(), import('./train-job')]).then(
+        () => trace('engine worker warm'),
+        () => {},
+      );
+    } else if (m.type === 'pause') controller.pause();
     else if (m.type === 'resume') controller.resume();
     else if (m.type === 'stop') {
       controller.stop();

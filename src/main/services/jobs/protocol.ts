@@ -14,6 +14,11 @@ export interface JobStart<P = unknown> {
 
 export type ControlMessage = { type: 'pause' } | { type: 'resume' } | { type: 'stop' };
 
+/** To a worker started ahead of its job: load the job modules and start tfjs now. */
+export interface WarmMessage {
+  type: 'warm';
+}
+
 /** From the worker: events while running, then exactly one `result` or `error`. */
 export type WorkerMessage =
   | { type: 'event'; name: string; data: unknown }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../../../shared/errors';
-import type { ControlMessage, JobKind, WorkerMessage } from './protocol';
+import type { ControlMessage, JobKind, WarmMessage, WorkerMessage } from './protocol';
 
 export interface JobHandle<R> {
   /** Settles with the job's result, or rejects with an AppError carrying the worker's code. */
@@ -43,8 +43,49 @@ export function spawnWorker(entry: URL, workerData?: unknown): Worker {
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
+/** A worker started ahead of its job (prestartWorker), until a job takes it. */
+let spare: Worker | null = null;
+
+/**
+ * Start an engine worker now, so that its modules and tfjs load (~1 s) while the caller
+ * still prepares the job (the CLI's import of the dataset); the next startJob takes it.
+ * It does not keep the process alive while it waits.
+ */
+export function prestartWorker(): void {
+  if (spare) return;
+  const w = spawnWorker(workerEntry());
+  w.unref();
+  const gone = () => {
+    if (spare === w) spare = null;
+  };
+  // A spare that fails is simply not used (the job's own worker reports the error).
+  w.on('error', gone);
+  w.on('exit', gone);
+  w.postMessage({ type: 'warm' } satisfies WarmMessage);
+  spare = w;
+}
+
+/** Stop a spare worker nobody took (shutdown). */
+export async function dropSpareWorker(): Promise<void> {
+  const w = spare;
+  spare = null;
+  await w?.terminate();
+}
+
+/** Thread id of the waiting spare, if any (tests). */
+export function spareThreadId(): number | null {
+  return spare?.threadId ?? null;
+}
+
+function takeSpare(): Worker | null {
+  const w = spare;
+  spare = null;
+  w?.ref();
+  return w;
+}
+
 export function startJob<R>(kind: JobKind, payload: unknown, onEvent: (name: string, data: unknown) => void): JobHandle<R> {
-  const worker = spawnWorker(workerEntry());
+  const worker = takeSpare() ?? spawnWorker(workerEntry());
   let settled = false;
   const done = new Promise<R>((resolve, reject) => {
     worker.on('message', (m: WorkerMessage) => {

@@ -6,6 +6,7 @@
  * image, every image cycling through its views from its own random offset.
  */
 import crypto from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import type { BackboneNet } from './net/types';
 import type { TrainConfig } from './config';
@@ -32,7 +33,69 @@ export interface Feeders {
   train: Feeder;
   val: Feeder;
   cache: CacheReport;
+  /**
+   * The validation feeder for a model whose groups before `boundary` are frozen: while the
+   * boundary stays above `val.from` (the head-only epochs of a progressive plan), the frozen
+   * groups' output is computed by the first evaluation and reused by the next ones, until
+   * the boundary or `weightsVersion` (bumped whenever weights are set from outside) changes.
+   */
+  valAt(boundary: number, weightsVersion?: number): Feeder;
   dispose(): void;
+}
+
+/**
+ * Validation inputs at `boundary`, memoised per batch: the same batches through the same
+ * forwardFrozen as the step runner's own evaluation, so its logits are bit-identical.
+ */
+class FrozenValFeeder implements Feeder {
+  private memo = new Map<string, tf.Tensor>();
+
+  constructor(
+    private readonly net: BackboneNet,
+    private readonly val: Feeder,
+    readonly from: number,
+  ) {}
+
+  get length(): number {
+    return this.val.length;
+  }
+
+  async load(indices: number[], epoch: number, flip?: boolean): Promise<tf.Tensor> {
+    const key = `${flip ? 'f' : ''}${indices.join(',')}`;
+    let t = this.memo.get(key);
+    if (!t) {
+      const x = await this.val.load(indices, epoch, flip);
+      t = tf.tidy(() => this.net.forwardFrozen(x, { from: this.val.from, to: this.from }));
+      x.dispose();
+      this.memo.set(key, t);
+    }
+    return t.clone();
+  }
+
+  dispose(): void {
+    tf.dispose([...this.memo.values()]);
+    this.memo.clear();
+  }
+}
+
+/** valAt() over `val`, memoising only while the frozen output of the whole set fits `memoryBytes`. */
+function validationAt(net: BackboneNet, val: Feeder, memoryBytes: number): Pick<Feeders, 'valAt' | 'dispose'> {
+  let current: FrozenValFeeder | null = null;
+  let version = 0;
+  return {
+    valAt(boundary, weightsVersion = 0) {
+      if (current?.from === boundary && version === weightsVersion) return current;
+      current?.dispose();
+      current = null;
+      version = weightsVersion;
+      if (boundary <= val.from || val.length * net.boundaryShape(boundary).reduce((a, b) => a * b, 1) * 4 > memoryBytes) return val;
+      return (current = new FrozenValFeeder(net, val, boundary));
+    },
+    dispose() {
+      current?.dispose();
+      current = null;
+    },
+  };
 }
 
 export interface PrepareFeedersOptions {
@@ -94,19 +157,20 @@ export async function prepareFeeders(o: PrepareFeedersOptions): Promise<Feeders>
   const { net, config } = o;
   const scaling = net.preprocessing.scaling;
   const boundary = cacheBoundary(config, o.plan, net);
+  const budget = config.featureCache.memoryMB * 1024 * 1024;
   if (boundary === 0) {
+    const val = pixelFeeder(o.val ?? o.train, scaling, false, o.signal);
     return {
       train: pixelFeeder(o.train, scaling, config.augment, o.signal),
-      val: pixelFeeder(o.val ?? o.train, scaling, false, o.signal),
+      val,
       cache: { enabled: false, boundary: 0, group: null, views: 0, where: null, bytes: 0, seconds: 0 },
-      dispose() {},
+      ...validationAt(net, val, budget),
     };
   }
   const started = performance.now();
   // Each image walks through its views from its own offset, so no view is computed that the run never samples.
   const tv = trainViews(config.augment, Math.min(config.featureCache.views, config.epochs));
   const vv = evalViews(config.tta);
-  const budget = config.featureCache.memoryMB * 1024 * 1024;
   const stores: FeatureStore[] = [];
   const build = async (split: 'train' | 'val', source: ImageSource, views: typeof tv, memoryBytes: number) => {
     const key = o.cacheDir ? storeKey(o, split, boundary, views) : '';
@@ -131,9 +195,12 @@ export async function prepareFeeders(o: PrepareFeedersOptions): Promise<Feeders>
     const K = tv.length;
     const seed = config.seed;
     const pick = (epoch: number, index: number) => (K === 1 ? 0 : (hash32(hash32(seed ^ 0x51ce) ^ hash32(index + 1)) + epoch) % K);
+    const val = cachedFeeder(valStore, valStore.length, () => 0);
+    const memo = validationAt(net, val, Math.max(0, budget - trainStore.bytes - (valStore === trainStore ? 0 : valStore.bytes)));
     return {
       train: cachedFeeder(trainStore, o.train.length, pick),
-      val: cachedFeeder(valStore, valStore.length, () => 0),
+      val,
+      valAt: memo.valAt,
       cache: {
         enabled: true,
         boundary,
@@ -144,6 +211,7 @@ export async function prepareFeeders(o: PrepareFeedersOptions): Promise<Feeders>
         seconds: (performance.now() - started) / 1000,
       },
       dispose() {
+        memo.dispose();
         stores.forEach((s) => s.dispose());
       },
     };

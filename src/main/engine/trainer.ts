@@ -130,7 +130,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     weightDecay: config.optimizer.weightDecay,
     loss: { labelSmoothing: config.loss.labelSmoothing, classWeights },
   });
+  // Weights set from outside the steps (resume, a callback's restore) invalidate memoised validation features.
+  let weightsVersion = 0;
   const restore = (w: WeightsSnapshot) => {
+    weightsVersion++;
     const nt = dataToTensors(w.net);
     net.setWeights(nt);
     tf.dispose([...nt.values()]);
@@ -263,7 +266,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       emit({ type: 'status', phase: 'evaluating', message: `Evaluating epoch ${state.epoch + 1}` });
       const evalStart = performance.now();
-      const ev = await runner.evaluate(feeders.val, valSrc.labels, Math.max(32, config.batchSize), config.tta);
+      const ev = await runner.evaluate(feeders.valAt(runner.boundary, weightsVersion), valSrc.labels, Math.max(32, config.batchSize), config.tta);
       state.history.push({
         epoch: state.epoch + 1,
         train_loss: state.epochLoss / Math.max(1, state.epochSeen),

@@ -90,3 +90,17 @@ test('with augmentation, K views are cached and each epoch samples one view per 
   const short = await run({ ...BASE, epochs: 2, augment: true, featureCache: { views: 3 } });
   assert.equal(short.r.featureCache.views, 2, 'never more views than epochs');
 });
+
+test('head-only epochs evaluate the frozen validation features once, with metrics bit-identical to evaluating them every epoch', async () => {
+  const config: TrainConfigInput = { ...BASE, epochs: 3, unfreeze: { stages: [{ afterEpoch: 2, groups: 2, lrMult: 0.5 }] } };
+  for (const cache of [{ enabled: false }, { enabled: 'auto' }] as const) {
+    // memoryMB 0 leaves no room for the memo (and sends the feature cache to disk, with the same features).
+    const memo = await run({ ...config, featureCache: cache });
+    const plain = await run({ ...config, featureCache: { ...cache, memoryMB: 0 } });
+    const metrics = (x: typeof memo) => x.r.epochs.map((e) => [e.train_loss, e.val_loss, e.val_accuracy]);
+    assert.deepEqual(metrics(memo), metrics(plain), `cache ${cache.enabled}`);
+    assert.deepEqual(memo.weights, plain.weights);
+    const toOutput = (x: typeof memo) => x.frozenCalls.filter((c) => c.endsWith('-4')).length;
+    assert.equal(toOutput(plain) - toOutput(memo), 1, 'the second head-only epoch reuses the first one’s validation features');
+  }
+});

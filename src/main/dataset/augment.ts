@@ -69,6 +69,11 @@ function hueMatrix(turns: number): number[] {
  * through the inverse of crop + flip + rotation; colour jitter applied per pixel.
  */
 export function augmentImage(src: Uint8Array, side: number, size: number, cfg: AugmentConfig, seed: number, epoch: number, index: number): Uint8Array {
+  return augmentImageInto(src, side, size, cfg, seed, epoch, index, new Uint8Array(size * size * 3));
+}
+
+/** augmentImage written into `out` (size x size x 3, e.g. one image's slice of a batch buffer). */
+export function augmentImageInto(src: Uint8Array, side: number, size: number, cfg: AugmentConfig, seed: number, epoch: number, index: number, out: Uint8Array): Uint8Array {
   const rng = derivedRng(seed, `augment:${epoch}`, index);
   const rrc = cfg.randomResizedCrop;
   let box: Crop;
@@ -84,7 +89,6 @@ export function augmentImage(src: Uint8Array, side: number, size: number, cfg: A
   const contrast = cfg.contrast ? 1 + (rng.next() * 2 - 1) * cfg.contrast : 1;
   const sat = cfg.saturation ? 1 + (rng.next() * 2 - 1) * cfg.saturation : 1;
   const hue = cfg.hue ? (rng.next() * 2 - 1) * cfg.hue : 0;
-  const out = new Uint8Array(size * size * 3);
   const sx = box.w / size;
   const sy = box.h / size;
   const cx = box.x + box.w / 2;

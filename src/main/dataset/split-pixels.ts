@@ -8,7 +8,7 @@
 import { AppError, CancelledError } from '../../shared/errors';
 import { DecodeCache, mapPool } from './cache';
 import { centreCropInto } from './crop';
-import { augmentImage, type AugmentConfig } from './augment';
+import { augmentImageInto, type AugmentConfig } from './augment';
 
 /** Everything needed to read a split's pixels; plain data, so it can cross to another thread. */
 export interface SplitPixelsSpec {
@@ -86,7 +86,7 @@ export class SplitPixels {
       async (idx, k) => {
         if (!(idx >= 0 && idx < this.length)) throw new AppError('internal', `Image index ${idx} out of range 0..${this.length - 1}.`);
         const sq = await this.square(idx);
-        if (aug) out.set(augmentImage(sq, side, size, aug, this.spec.seed, opts.epoch, idx), k * per);
+        if (aug) augmentImageInto(sq, side, size, aug, this.spec.seed, opts.epoch, idx, out.subarray(k * per, (k + 1) * per));
         else centreCropInto(sq, side, size, out, k * per);
       },
       opts.signal,

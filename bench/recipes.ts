@@ -6,7 +6,9 @@
  * as a user would: `finetune train` in a fresh home (import, decode, train, log).
  *
  *   node --import tsx bench/recipes.ts [--skip-peer] [--only progressive|auto]
- * Writes bench/results/recipes.json.
+ * Writes bench/results/recipes.json. Ours runs the build (out/, `npm run build`) when there is
+ * one, as bin/finetune.js does: a build older than src/ is reported (`build.stale`). Ours also
+ * runs with FINETUNE_TRACE=1, and its phase marks (seconds since start) land in `phases`.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,7 +24,11 @@ const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : null;
 
 interface Measured {
   wallSeconds: number;
+  /** User + system CPU seconds of the whole process tree (less sensitive to others' load than wall time). */
+  cpuSeconds: number | null;
   peakRssMB: number | null;
+  /** FINETUNE_TRACE marks of ours: label -> seconds since the process started. */
+  phases?: Record<string, number>;
   bestValAccuracy: number | null;
   json: Record<string, unknown> | null;
   exitCode: number | null;
@@ -35,14 +41,19 @@ function measure(cmd: string, argv: string[], env: Record<string, string> = {}):
   const started = performance.now();
   const useTime = fs.existsSync('/usr/bin/time');
   const r = useTime
-    ? spawnSync('/usr/bin/time', ['-f', '%M', '-o', timeFile, cmd, ...argv], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 })
+    ? spawnSync('/usr/bin/time', ['-f', '%M %U %S', '-o', timeFile, cmd, ...argv], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 })
     : spawnSync(cmd, argv, { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
   const wallSeconds = (performance.now() - started) / 1000;
   let peakRssMB: number | null = null;
+  let cpuSeconds: number | null = null;
   if (useTime && fs.existsSync(timeFile)) {
-    peakRssMB = Number(fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()) / 1024;
+    const [rss, user, sys] = fs.readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    peakRssMB = rss / 1024;
+    cpuSeconds = user + sys;
     fs.rmSync(timeFile);
   }
+  const phases: Record<string, number> = {};
+  for (const m of (r.stderr ?? '').matchAll(/^\[trace ([\d.]+) \w+\] (.*)$/gm)) phases[m[2]] ??= Number(m[1]);
   const lines = (r.stdout ?? '').trim().split('\n');
   let json: Record<string, unknown> | null = null;
   try {
@@ -50,7 +61,7 @@ function measure(cmd: string, argv: string[], env: Record<string, string> = {}):
   } catch {
     json = null;
   }
-  return { wallSeconds, peakRssMB, bestValAccuracy: null, json, exitCode: r.status, stderrTail: r.status === 0 ? undefined : (r.stderr ?? '').slice(-2000) };
+  return { wallSeconds, cpuSeconds, peakRssMB, ...(Object.keys(phases).length ? { phases } : {}), bestValAccuracy: null, json, exitCode: r.status, stderrTail: r.status === 0 ? undefined : (r.stderr ?? '').slice(-2000) };
 }
 
 function ours(strategy: string, extraConfig: Record<string, unknown> | null, epochs?: number): Measured {
@@ -62,7 +73,7 @@ function ours(strategy: string, extraConfig: Record<string, unknown> | null, epo
     fs.writeFileSync(cfg, JSON.stringify(extraConfig));
     argv.push('--config', cfg);
   }
-  const m = measure(process.execPath, argv);
+  const m = measure(process.execPath, argv, { FINETUNE_TRACE: '1' });
   const best = (m.json?.best as { val_accuracy?: number } | null)?.val_accuracy ?? null;
   fs.rmSync(home, { recursive: true, force: true });
   return { ...m, bestValAccuracy: best };
@@ -76,6 +87,25 @@ function peer(): Measured | null {
   return { ...m, bestValAccuracy: (m.json?.best_val_acc as number | undefined) ?? null };
 }
 
+/** Newest modification time under `dir` (ms), 0 when missing. */
+function newest(dir: string): number {
+  if (!fs.existsSync(dir)) return 0;
+  let t = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) t = Math.max(t, fs.statSync(path.join(e.parentPath, e.name)).mtimeMs);
+  }
+  return t;
+}
+
+/** Which code ours runs: the build when present (as bin/finetune.js), and whether src/ changed since. */
+function buildInfo(): { runs: 'build' | 'source'; stale: boolean } {
+  const built = path.join(root, 'out', 'main', 'cli.js');
+  if (!fs.existsSync(built) || process.env.FINETUNE_FROM_SOURCE) return { runs: 'source', stale: false };
+  const stale = newest(path.join(root, 'src', 'main')) > fs.statSync(built).mtimeMs || newest(path.join(root, 'src', 'cli')) > fs.statSync(built).mtimeMs;
+  if (stale) console.error('warning: out/ is older than src/: ours runs the old build (npm run build first).');
+  return { runs: 'build', stale };
+}
+
 const out = path.join(root, 'bench', 'results', 'recipes.json');
 // Keep the other recipe's last result when only one is run.
 const previous: Record<string, unknown> = fs.existsSync(out) ? JSON.parse(fs.readFileSync(out, 'utf8')) : {};
@@ -84,6 +114,7 @@ const result: Record<string, unknown> = {
   date: new Date().toISOString(),
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30) },
   loadBefore: os.loadavg(),
+  build: buildInfo(),
 };
 
 if (!only || only === 'progressive') {

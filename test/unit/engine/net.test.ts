@@ -21,7 +21,9 @@ for (const [label, file] of [['MobileNetV2 0.35', MOBILENET_V2], ['MobileNet v1 
     const ref = model.predict(images) as tf.Tensor;
     assert.deepEqual(ours.shape, ref.shape);
     assert.deepEqual(ours.shape.slice(1), net.outputShape);
-    assert.ok(maxAbsDiff(ours, ref) < 1e-4, `max abs diff ${maxAbsDiff(ours, ref)}`);
+    // Float32 rounding of a different (folded) order of operations, relative to the output range (up to 6).
+    const scale = Math.max(1, tf.tidy(() => tf.max(tf.abs(ref)).dataSync()[0]));
+    assert.ok(maxAbsDiff(ours, ref) < 3e-5 * scale, `max abs diff ${maxAbsDiff(ours, ref)} (outputs up to ${scale})`);
     tf.dispose([ours, ref]);
     model.dispose();
     net.dispose();

@@ -15,7 +15,7 @@ import { resolveConfig } from '../engine/strategies';
 import type { TrainConfig } from '../engine/config';
 import { planGroups, describePlan } from '../engine/param-groups';
 import { previewSchedule } from '../engine/schedules';
-import { functionalConfig } from '../engine/net/artifacts';
+import { functionalConfig } from '../engine/net/topology';
 import { parseTopology } from '../engine/net/topology';
 import { splitGroups } from '../engine/net/groups';
 import { loadSnapshot, snapshotPath } from '../dataset/snapshot';

@@ -7,6 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { AppError } from '../../../shared/errors';
+import { functionalConfig, type KerasModelConfig } from './topology';
+
+export { functionalConfig, type KerasLayerJson, type KerasModelConfig } from './topology';
 
 interface WeightsManifestGroup {
   paths: string[];
@@ -22,20 +25,6 @@ export interface KerasModelArtifacts {
   modelConfig: KerasModelConfig;
 }
 
-export interface KerasLayerJson {
-  name: string;
-  class_name: string;
-  config: Record<string, unknown>;
-  inbound_nodes: unknown[];
-}
-
-export interface KerasModelConfig {
-  name?: string;
-  layers: KerasLayerJson[];
-  input_layers: [string, number, number][];
-  output_layers: [string, number, number][];
-}
-
 function readJson(file: string): Record<string, unknown> {
   let text: string;
   try {
@@ -48,45 +37,6 @@ function readJson(file: string): Record<string, unknown> {
   } catch (err) {
     throw new AppError('model_invalid', `${file} is not valid JSON (${(err as Error).message}). Pass the model.json of a tfjs LayersModel.`);
   }
-}
-
-/** A Sequential model is a chain: give each layer its predecessor as inbound node. */
-function sequentialAsFunctional(config: unknown, where: string): KerasModelConfig {
-  const c = config as { name?: string; layers?: { class_name: string; config: Record<string, unknown> }[] } | { class_name: string; config: Record<string, unknown> }[];
-  const original = Array.isArray(c) ? c : c.layers;
-  if (!Array.isArray(original) || original.length === 0) throw new AppError('model_invalid', `${where} is a Sequential model without layers.`);
-  const list = [...original];
-  const layers: KerasLayerJson[] = [];
-  let prev: string;
-  if (list[0].class_name === 'InputLayer') {
-    prev = String(list[0].config.name ?? 'input');
-    layers.push({ name: prev, class_name: 'InputLayer', config: list.shift()!.config, inbound_nodes: [] });
-  } else {
-    const shape = list[0].config.batch_input_shape ?? list[0].config.batch_shape;
-    if (!shape) throw new AppError('model_invalid', `${where} is a Sequential model whose first layer has no batch_input_shape, so its input size is unknown.`);
-    prev = 'input';
-    layers.push({ name: prev, class_name: 'InputLayer', config: { batch_input_shape: shape, name: prev }, inbound_nodes: [] });
-  }
-  for (const l of list) {
-    const name = String(l.config.name);
-    layers.push({ name, class_name: l.class_name, config: l.config, inbound_nodes: [[[prev, 0, 0, {}]]] });
-    prev = name;
-  }
-  return { name: Array.isArray(c) ? 'sequential' : c.name, layers, input_layers: [[layers[0].name, 0, 0]], output_layers: [[prev, 0, 0]] };
-}
-
-/** Unwraps the functional model config from either Keras 2 layout tfjs writes. */
-export function functionalConfig(modelTopology: Record<string, unknown>, where: string): KerasModelConfig {
-  const wrapped = (modelTopology.model_config ?? modelTopology) as { class_name?: string; config?: KerasModelConfig };
-  const cls = wrapped.class_name;
-  if (cls === 'Sequential') return sequentialAsFunctional(wrapped.config as unknown, where);
-  if ((cls !== 'Model' && cls !== 'Functional') || !wrapped.config || !Array.isArray(wrapped.config.layers)) {
-    throw new AppError(
-      'model_unsupported',
-      `${where} holds a "${cls ?? 'unknown'}" model; the backbone executor needs a Keras functional model ("Model" or "Functional" with layers and inbound_nodes). Re-save it with tf.keras as a functional model and convert it with tensorflowjs_converter.`,
-    );
-  }
-  return wrapped.config;
 }
 
 /**

@@ -1,13 +1,12 @@
 /**
  * Convolution gradient kernels. 1x1 stride-1 convs are plain matmuls; other convs go
- * through im2col / col2im in batch chunks (bounded memory) around the backend's matmul;
- * depthwise gradients are blocked NHWC loops. Only the non-transposed matmul is fast on
- * wasm (XNNPACK; the transposed variants are 10-40x slower), so operands are transposed
- * explicitly, always the smaller one.
+ * through im2col / col2im in batch chunks (bounded memory); depthwise gradients are
+ * blocked NHWC loops. On wasm the matmuls are our SIMD GEMM (gemm-simd.ts), which reads a
+ * transposed operand in place; elsewhere (cpu, or widths not in fours) the backend's plain
+ * matmul, with operands transposed explicitly (its transposed variants are 10-40x slower).
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
-import { convFilterGradSimd, pointwiseFilterGradSimd } from './conv-simd';
 import { gemm, gemmFor, type Gemm } from './gemm-simd';
 import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-simd';
 import { simdFor } from './simd';
@@ -62,7 +61,6 @@ export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: Tensor
   const b = io(args.backend);
   const { inChannels: cin, outChannels: cout } = info;
   const filterShape = [info.filterHeight, info.filterWidth, cin, cout];
-  const simd = b.kind === 'wasm' ? simdFor(args.backend) : null;
   const g = b.kind === 'wasm' ? gemmFor(args.backend) : null;
   if (isPointwise(info)) {
     const m = info.batchSize * info.inHeight * info.inWidth;
@@ -81,8 +79,6 @@ export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: Tensor
         return b.reshaped(dw, filterShape);
       }
     }
-    const small = simd && pointwiseFilterGradSimd(b, args.backend, simd, x, dy, m, cin, cout, filterShape);
-    if (small) return small;
     if (cin <= cout) {
       const xt = b.transpose2d(x, m, cin);
       const dw = b.matmul(xt, dy, cin, m, cout);
@@ -97,8 +93,6 @@ export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: Tensor
     return b.reshaped(dw, filterShape);
   }
   if (g && cout % 4 === 0) return convFilterGradGemm(b, g, x, dy, info, filterShape);
-  const viaSimd = simd && convFilterGradSimd(b, args.backend, simd, x, dy, info, filterShape);
-  if (viaSimd) return viaSimd;
   const k = info.filterHeight * info.filterWidth * cin;
   const per = chunkImages(info, k);
   const rows = info.outHeight * info.outWidth;

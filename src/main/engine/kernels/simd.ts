@@ -1,9 +1,10 @@
 /**
  * A tiny hand-assembled WebAssembly SIMD module that works in place on tfjs-backend-wasm's
  * memory (it imports the backend's own WebAssembly.Memory, shared or not), for the inner
- * loops JS runs 4-10x slower than 128-bit SIMD: the activation-mask / bias-sum pass and
- * the depthwise filter gradient's multiply-accumulate. No toolchain is needed: the module
- * is encoded below from opcodes. Pointers are byte offsets; counts are in groups of 4 floats.
+ * loops JS runs 4-10x slower than 128-bit SIMD: the activation-mask / bias-sum pass, the
+ * depthwise gradients' and the BatchNorm fold's strided multiply-adds, row sums and the
+ * Adam update. No toolchain is needed: the module is encoded below from opcodes (helpers in
+ * wasm-asm.ts). Pointers are byte offsets; counts are in groups of 4 floats.
  */
 import * as tf from '@tensorflow/tfjs';
 import { F32, I32, V128, add, bump, code, countdown, fadd, fgt, flt, fmul, fnType, get, i32, moduleBytes as assemble, set, simd, splat, tee, uleb, vand, vload, vloadAt, vstore, vstoreAt } from './wasm-asm';
@@ -49,21 +50,6 @@ function fmaStridedBody(lanes: number): number[] {
   return countdown(4, step);
 }
 
-function outerAccBody(lanes: number): number[] {
-  // outer_acc(x, dy, acc, rows, cin, cout4): for each row, acc[ci][:] += x[ci] * dy[:] (a
-  // [cin, 4*cout4] block of outer products; cout4 a multiple of `lanes`).
-  // Locals: 6 p, 7 q, 8 ci, 9 k, 10 xv(v128).
-  const inner = [...fmaVectors(6, 7, -1, lanes, 10), ...bump(6, i32(16 * lanes)), ...bump(7, i32(16 * lanes))];
-  const iterations = lanes === 1 ? get(5) : [...get(5), ...i32(Math.log2(lanes)), 0x76];
-  const perCin = [
-    ...get(0), 0x2a, 2, 0, ...splat, ...set(10), // xv = splat(x[ci])
-    ...get(1), ...set(7), ...iterations, ...set(9), ...countdown(9, inner),
-    ...bump(0, i32(4)),
-  ];
-  const row = [...get(2), ...set(6), ...get(4), ...set(8), ...countdown(8, perCin), ...get(1), ...get(5), ...i32(4), 0x74, ...add, ...set(1)];
-  return countdown(3, row);
-}
-
 function rowSumBody(): number[] {
   // row_sum(x, sums, rows, c4, _, _): sums[k] += x[row][k] for each of `rows` contiguous rows
   // of 4*c4 floats. Locals: 6 p, 7 k.
@@ -93,13 +79,11 @@ function adamBody(): number[] {
 
 function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const types = [fnType([I32, I32, I32, I32, I32, F32, F32, I32]), fnType([I32, I32, I32, I32, I32, I32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32]), fnType([...new Array(8).fill(I32), ...new Array(10).fill(F32)])];
-  const exports: [string, number][] = [['act_mask_sum', 0], ['fma_strided', 1], ['outer_acc', 2], ['fma_strided2', 3], ['outer_acc2', 4], ['row_sum', 5], ['adam', 6]];
-  return assemble(shared, types, [0, 1, 2, 1, 2, 2, 3], exports, [
+  const exports: [string, number][] = [['act_mask_sum', 0], ['fma_strided', 1], ['fma_strided2', 2], ['row_sum', 3], ['adam', 4]];
+  return assemble(shared, types, [0, 1, 1, 2, 3], exports, [
     code([[2, I32], [1, 0x7b]], actMaskSumBody()),
     code([[4, I32]], fmaStridedBody(1)),
-    code([[4, I32], [1, 0x7b]], outerAccBody(1)),
     code([[4, I32]], fmaStridedBody(2)),
-    code([[4, I32], [1, 0x7b]], outerAccBody(2)),
     code([[2, I32]], rowSumBody()),
     code([[13, V128]], adamBody()),
   ]);
@@ -110,7 +94,6 @@ export interface SimdKernels {
   /** `count` times: t[k] += x[k] * d[k] over 4*c4 floats, then advance t, x, d by their byte strides. */
   fmaStrided(t: number, x: number, d: number, c4: number, count: number, tStride: number, xStride: number, dStride: number): void;
   /** For each of `rows` rows: acc[ci][k] += x[ci] * dy[k] (acc is [cin, 4*cout4]; rows are contiguous). */
-  outerAcc(x: number, dy: number, acc: number, rows: number, cin: number, cout4: number): void;
   /** sums[k] += x[row][k] over `rows` contiguous rows of 4*c4 floats. */
   rowSum(x: number, sums: number, rows: number, c4: number): void;
   /** One Adam/AdamW update over 4*n4 floats (see adamBody); rbc = 1 / bias correction. */
@@ -137,13 +120,11 @@ export function simdFor(backend: tf.KernelBackend): SimdKernels | null {
     const mod = new WebAssembly.Module(moduleBytes(shared));
     const inst = new WebAssembly.Instance(mod, { env: { memory } });
     type Fma = SimdKernels['fmaStrided'];
-    type Outer = SimdKernels['outerAcc'];
-    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; outer_acc: Outer; fma_strided2: Fma; outer_acc2: Outer; row_sum: (x: number, sums: number, rows: number, c4: number, u0: number, u1: number) => void; adam: SimdKernels['adam'] };
+    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; fma_strided2: Fma; row_sum: (x: number, sums: number, rows: number, c4: number, u0: number, u1: number) => void; adam: SimdKernels['adam'] };
     // The two-vector unrolled variants halve the loop overhead when the width allows.
     kernels = {
       actMaskSum: e.act_mask_sum,
       fmaStrided: (t, x, d, c4, count, ts, xs, ds) => (c4 % 2 === 0 ? e.fma_strided2 : e.fma_strided)(t, x, d, c4, count, ts, xs, ds),
-      outerAcc: (x, dy, acc, rows, cin, cout4) => (cout4 % 2 === 0 ? e.outer_acc2 : e.outer_acc)(x, dy, acc, rows, cin, cout4),
       rowSum: (x, sums, rows, c4) => e.row_sum(x, sums, rows, c4, 0, 0),
       adam: e.adam,
     };

@@ -3,14 +3,16 @@
  * kernels' matmuls. XNNPACK's matmul (tfjs-backend-wasm's BatchMatMul) treats its second
  * operand as weights and repacks it on every call, and only its non-transposed form is fast,
  * so the conv gradients paid for transposes and repacking of large activations on every
- * step. Here A may be read in either layout (rows or columns contiguous), B is read in
- * place, and, where the engine allows relaxed SIMD, the multiply-adds are fused
- * (f32x4.relaxed_madd: one FMA instruction on x86 with FMA, twice the multiply-add rate).
+ * step. Here A may be read in either layout (rows or columns contiguous, so X^T needs no
+ * transpose), B is packed block by block into cache-sized panels, an optional bias and
+ * clamp (a fused ReLU/ReLU6) are applied in the store, and, where the engine allows relaxed
+ * SIMD, the multiply-adds are fused (f32x4.relaxed_madd: one FMA instruction on x86 with
+ * FMA, twice the multiply-add rate). Large GEMMs split over a second thread (GemmHelper).
  *
  * C[M, N] (+)= A[M, K] B[K, N]; N a multiple of 4; element (i, k) of A at
  * a + i * aRowStride + k * aColStride floats; B and C row-major with leading dims.
- * Micro-tiles of up to MR rows x 8 columns live in registers for the whole K loop; A's
- * row-major panels are first packed K-major (MR x K floats of scratch).
+ * Micro-tiles of up to MR rows x 8 columns live in registers for a K chunk; A's row-major
+ * panels are first packed K-major (MR x KC floats of scratch).
  */
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
@@ -166,11 +168,16 @@ export interface Gemm {
   readonly packB: (src: number, ldb: number, dst: number, kc: number, n8: number) => void;
   /** The second thread, started on first use (null: single-threaded memory or no workers). */
   helper(): GemmHelper | null;
+  /**
+   * Byte offset of a scratch buffer of at least `floats` floats, kept between calls (a few
+   * hundred KB at most): per-call allocations of packed panels fragmented the wasm heap.
+   */
+  scratch(io: BackendIO, floats: number): number;
 }
 
 const cache = new WeakMap<WebAssembly.Memory, Map<boolean, Gemm | null>>();
 
-/** The GEMM bound to a wasm backend's memory, or null (not wasm, no SIMD, or N % 4 != 0 callers). */
+/** The GEMM bound to a wasm backend's memory, or null (not wasm, or no wasm SIMD here). */
 export function gemmFor(backend: tf.KernelBackend, relaxed = relaxedSimd()): Gemm | null {
   const memory = backendMemory(backend);
   if (!memory || (relaxed && !relaxedSimd())) return null;
@@ -183,12 +190,20 @@ export function gemmFor(backend: tf.KernelBackend, relaxed = relaxedSimd()): Gem
     const module = new WebAssembly.Module(gemmModule(shared, relaxed));
     const e = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
     let helper: GemmHelper | null | undefined;
+    let scratch: { info: TensorInfo; floats: number } | null = null;
     g = {
       relaxed,
       rows: Array.from({ length: MR }, (_, i) => e[`row${i + 1}`] as RowFn),
       pack: e.pack as Gemm['pack'],
       packB: e.pack_b as Gemm['packB'],
       helper: () => (helper === undefined ? (helper = shared ? GemmHelper.start(module, memory) : null) : helper),
+      scratch: (io, floats) => {
+        if (!scratch || scratch.floats < floats) {
+          if (scratch) io.dispose(scratch.info);
+          scratch = { info: io.alloc([floats]), floats };
+        }
+        return heapOffset(io.backend, scratch.info);
+      },
     };
   } catch {
     g = null;
@@ -349,9 +364,9 @@ export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
   const nc0 = Math.min(o.n, Math.max(8, Math.floor(B_BLOCK / Math.max(1, kc0) / 8) * 8));
   const helper = gemmThreads > 1 && o.m * o.n * o.k >= SPLIT_MIN_MACS && (o.m >= 2 * MR || o.n >= 16) ? g.helper() : null;
   const parts = helper ? 2 : 1;
-  const scratchA = o.aRowStride !== 1 ? io.alloc([parts * MR * kc0]) : null;
+  const aFloats = o.aRowStride !== 1 ? MR * kc0 : 0;
   const bFloats = Math.ceil(nc0 / 8) * 8 * kc0;
-  const scratchB = io.alloc([parts * bFloats]);
+  const scratch = g.scratch(io, parts * (aFloats + bFloats));
   const p = new Float64Array(P_LEN);
   p[P.a0] = at(o.a, o.aOffset);
   p[P.rs] = o.aRowStride;
@@ -368,8 +383,8 @@ export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
   p[P.lo] = o.lo ?? -Infinity;
   p[P.hi] = o.hi ?? Infinity;
   p[P.bias0] = o.bias ? at(o.bias) : 0;
-  p[P.sA] = scratchA ? at(scratchA) : 0;
-  p[P.sB] = at(scratchB);
+  p[P.sA] = aFloats ? scratch : 0;
+  p[P.sB] = scratch + parts * aFloats * 4;
   p[P.nc0] = nc0;
   p[P.KC] = KC;
   p[P.MR] = MR;
@@ -377,7 +392,7 @@ export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
     // The helper takes the second half of the rows (whole MR panels) or of the columns (whole 8-column tiles).
     const q = helper.params;
     q.set(p);
-    q[P.sA] = p[P.sA] + MR * kc0 * 4;
+    q[P.sA] = aFloats ? p[P.sA] + aFloats * 4 : 0;
     q[P.sB] = p[P.sB] + bFloats * 4;
     if (o.m >= o.n && o.m >= 2 * MR) {
       const half = Math.ceil(o.m / 2 / MR) * MR;
@@ -402,7 +417,5 @@ export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
   } else {
     driveGemm(g.rows, g.pack, g.packB, p);
   }
-  if (scratchA) io.dispose(scratchA);
-  io.dispose(scratchB);
   return true;
 }

@@ -32,3 +32,25 @@ export function scalingAffine(s: Scaling): { mul: [number, number, number]; add:
   const add = s.mean.map((m, i) => -m / s.std[i]) as [number, number, number];
   return { mul, add };
 }
+
+/**
+ * The scaled value of every uint8 level per channel (channel c's value v at c * 256 + v):
+ * the same float32 each pixel would get from computing `v * mul + add` itself.
+ */
+export function scalingTable(scaling: Scaling): Float32Array {
+  const { mul, add } = scalingAffine(scaling);
+  const table = new Float32Array(768);
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = v * mul[c] + add[c];
+  return table;
+}
+
+/** Scale uint8 NHWC pixels through a scalingTable. */
+export function scaleThroughTable(pixels: Uint8Array, table: Float32Array): Float32Array {
+  const out = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i += 3) {
+    out[i] = table[pixels[i]];
+    out[i + 1] = table[256 + pixels[i + 1]];
+    out[i + 2] = table[512 + pixels[i + 2]];
+  }
+  return out;
+}

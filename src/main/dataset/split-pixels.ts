@@ -6,6 +6,7 @@
  * the very same code as the engine's own thread: a batch is identical wherever it is made.
  */
 import { AppError, CancelledError } from '../../shared/errors';
+import { scaleThroughTable } from '../../shared/preprocessing';
 import { DecodeCache, mapPool } from './cache';
 import { centreCropInto } from './crop';
 import { augmentImageInto, type AugmentConfig } from './augment';
@@ -28,17 +29,6 @@ export interface PixelRequest {
   epoch: number;
   augment: boolean;
   signal?: AbortSignal;
-}
-
-/** Scale uint8 NHWC pixels through `table` (channel c's value v at c * 256 + v). */
-export function scaleThroughTable(pixels: Uint8Array, table: Float32Array): Float32Array {
-  const out = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i += 3) {
-    out[i] = table[pixels[i]];
-    out[i + 1] = table[256 + pixels[i + 1]];
-    out[i + 2] = table[512 + pixels[i + 2]];
-  }
-  return out;
 }
 
 export class SplitPixels {

@@ -1,10 +1,10 @@
 /**
- * What the engine needs from the data pipeline, and the one place uint8 pixels become
- * floats. The scaling comes from the backbone's preprocessing, never from the user, so a
+ * What the engine needs from the data pipeline, and where uint8 pixels become floats
+ * (through shared/preprocessing's table, which the pixel thread uses too). The scaling comes from the backbone's preprocessing, never from the user, so a
  * model can't be trained with one scaling and served with another.
  */
 import * as tf from '@tensorflow/tfjs';
-import { scalingAffine, type Scaling } from '../../shared/preprocessing';
+import { scaleThroughTable, scalingTable, type Scaling } from '../../shared/preprocessing';
 
 /** Structural copy of the datasets slice's ImageSource (src/main/dataset/image-source.ts). */
 export interface ImageSource {
@@ -24,17 +24,6 @@ export interface ImageSource {
   warm?(onProgress?: (done: number, total: number) => void, signal?: AbortSignal): Promise<void>;
 }
 
-/**
- * The scaled value of every uint8 level per channel (channel c's value v at c * 256 + v):
- * the same float32 each pixel would get from computing `v * mul + add` itself.
- */
-export function scalingTable(scaling: Scaling): Float32Array {
-  const { mul, add } = scalingAffine(scaling);
-  const table = new Float32Array(768);
-  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) table[c * 256 + v] = v * mul[c] + add[c];
-  return table;
-}
-
 const tables = new WeakMap<Scaling, Float32Array>();
 
 function tableFor(scaling: Scaling): Float32Array {
@@ -45,14 +34,7 @@ function tableFor(scaling: Scaling): Float32Array {
 
 /** uint8 NHWC pixels -> float32 scaled as the backbone expects. */
 export function scalePixels(pixels: Uint8Array, scaling: Scaling): Float32Array {
-  const table = tableFor(scaling);
-  const out = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i += 3) {
-    out[i] = table[pixels[i]];
-    out[i + 1] = table[256 + pixels[i + 1]];
-    out[i + 2] = table[512 + pixels[i + 2]];
-  }
-  return out;
+  return scaleThroughTable(pixels, tableFor(scaling));
 }
 
 /** uint8 NHWC pixels -> float32 tensor scaled as the backbone expects. */

@@ -1,7 +1,8 @@
 /**
  * What the engine needs from the data pipeline, and where uint8 pixels become floats
- * (through shared/preprocessing's table, which the pixel thread uses too). The scaling comes from the backbone's preprocessing, never from the user, so a
- * model can't be trained with one scaling and served with another.
+ * (through shared/preprocessing's table, which the pixel thread uses too). The scaling
+ * comes from the backbone's preprocessing, never from the user, so a model can't be
+ * trained with one scaling and served with another.
  */
 import * as tf from '@tensorflow/tfjs';
 import { scaleThroughTable, scalingTable, type Scaling } from '../../shared/preprocessing';

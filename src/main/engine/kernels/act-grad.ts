@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
 import { heapOffset, simdFor } from './simd';
+import { noteMaskedShare } from './sparse-grad';
 
 export const ACT_GRAD_KERNEL = 'FinetuneActGradBias';
 
@@ -38,7 +39,8 @@ function kernelFunc(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: 
     actGradBias(b.view(dy), b.view(y), channels, args.attrs.activation, b.view(dz), b.view(db));
     return [dz, db];
   }
-  const block = b.alloc([channels]);
+  const block = b.alloc([channels + 4]); // the sums, then 4 int32 lane counts
+  const counts = new Int32Array(4);
   const [lo, hi] = BOUNDS[args.attrs.activation];
   const rows = dy.shape.reduce((a, d) => a * d, 1) / channels;
   const rowBytes = channels * 4;
@@ -47,12 +49,15 @@ function kernelFunc(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: 
   for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
     const n = Math.min(BLOCK_ROWS, rows - r0);
     b.view(block).fill(0);
-    simd.actMaskSum(at(dy) + r0 * rowBytes, at(y) + r0 * rowBytes, at(dz) + r0 * rowBytes, n, channels / 4, lo, hi, at(block));
+    simd.actMaskSum(at(dy) + r0 * rowBytes, at(y) + r0 * rowBytes, at(dz) + r0 * rowBytes, n, channels / 4, lo, hi, at(block), at(block) + channels * 4);
     const partial = b.view(block);
     for (let c = 0; c < channels; c++) totals[c] += partial[c];
+    const lanes = new Int32Array(partial.buffer, partial.byteOffset + channels * 4, 4);
+    for (let l = 0; l < 4; l++) counts[l] += lanes[l];
   }
   b.view(db).set(totals);
   b.dispose(block);
+  if (args.attrs.activation !== 'linear') noteMaskedShare(dz.dataId, (counts[0] + counts[1] + counts[2] + counts[3]) / (rows * channels));
   return [dz, db];
 }
 

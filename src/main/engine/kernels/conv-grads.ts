@@ -2,7 +2,8 @@
  * Convolution gradient kernels. 1x1 stride-1 convs are plain matmuls; other convs go
  * through im2col / col2im in batch chunks (bounded memory); depthwise gradients are
  * blocked NHWC loops. On wasm the matmuls are our SIMD GEMM (gemm-simd.ts), which reads a
- * transposed operand in place; elsewhere (cpu, or widths not in fours) the backend's plain
+ * transposed operand in place, or, when a ReLU6 mask zeroed most of dy, sums over its
+ * non-zeros only (sparse-grad.ts); elsewhere (cpu, or widths not in fours) the backend's plain
  * matmul, with operands transposed explicitly (its transposed variants are 10-40x slower).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -10,6 +11,7 @@ import { BackendIO, type TensorInfo } from './backend-io';
 import { gemm, gemmFor, type Gemm } from './gemm-simd';
 import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-simd';
 import { simdFor } from './simd';
+import { sparseFilterGradT, sparseInputGrad } from './sparse-grad';
 import { col2imAdd, depthwiseFilterGrad, depthwiseInputGrad, im2colRows, im2colT, type ConvInfo } from './loops';
 
 /** Max floats in one im2col buffer (32 MB). */
@@ -64,6 +66,12 @@ export function conv2DBackpropFilter(args: { inputs: { x: TensorInfo; dy: Tensor
   const g = b.kind === 'wasm' ? gemmFor(args.backend) : null;
   if (isPointwise(info)) {
     const m = info.batchSize * info.inHeight * info.inWidth;
+    const sparse = g ? sparseFilterGradT(b, x, dy, m, cout, cin) : null;
+    if (sparse) {
+      const dw = b.transpose2d(sparse, cout, cin);
+      b.dispose(sparse);
+      return b.reshaped(dw, filterShape);
+    }
     if (g) {
       // dW = X^T dY with X read in place; or dW^T = dY^T X (then a small transpose) when only cin is a multiple of 4.
       if (cout % 4 === 0) {
@@ -128,6 +136,11 @@ export function conv2DBackpropInput(args: { inputs: { dy: TensorInfo; filter: Te
   if (isPointwise(info)) {
     const m = info.batchSize * info.inHeight * info.inWidth;
     const g = b.kind === 'wasm' && cin % 4 === 0 ? gemmFor(args.backend) : null;
+    const sparse = g ? sparseInputGrad(b, dy, wt, m, cout, cin) : null;
+    if (sparse) {
+      b.dispose(wt);
+      return b.reshaped(sparse, [...info.inShape]);
+    }
     if (g) {
       const dx = b.alloc([...info.inShape]);
       gemm(b, g, { a: dy, aRowStride: cout, aColStride: 1, b: wt, ldb: cin, c: dx, ldc: cin, m, n: cin, k: cout });

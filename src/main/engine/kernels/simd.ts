@@ -10,24 +10,26 @@ import * as tf from '@tensorflow/tfjs';
 import { F32, I32, V128, add, bump, code, countdown, fadd, fgt, flt, fmul, fnType, get, i32, moduleBytes as assemble, set, simd, splat, tee, uleb, vand, vload, vloadAt, vstore, vstoreAt } from './wasm-asm';
 
 /**
- * act_mask_sum(dy, y, dz, rows, c4, lo, hi, sums): for each row of 4*c4 floats,
- * dz = dy where lo < y < hi else 0 (a bitwise and with the comparison mask), sums[c] += dz[c].
+ * act_mask_sum(dy, y, dz, rows, c4, lo, hi, sums, counts): for each row of 4*c4 floats,
+ * dz = dy where lo < y < hi else 0 (a bitwise and with the comparison mask), sums[c] += dz[c];
+ * counts (4 int32) += the number of lanes inside the mask (the share the sparse gradients use).
  */
 function actMaskSumBody(): number[] {
-  // params: 0 dy, 1 y, 2 dz, 3 rows, 4 c4, 5 lo(f32), 6 hi(f32), 7 sums; locals: 8 p, 9 k, 10 z(v128)
+  // params: 0 dy, 1 y, 2 dz, 3 rows, 4 c4, 5 lo(f32), 6 hi(f32), 7 sums, 8 counts; locals: 9 p, 10 k, 11 z, 12 mask, 13 n (v128)
   const inner = [
     ...get(2), // address for the dz store
-    ...get(0), ...vload, // dy
     ...get(1), ...vload, ...get(5), ...splat, ...fgt, // y > lo
     ...get(1), ...vload, ...get(6), ...splat, ...flt, // y < hi
-    ...vand, ...vand, // dy & mask
-    0x22, ...uleb(10), // local.tee z
+    ...vand, 0x22, ...uleb(12), // local.tee mask
+    ...get(0), ...vload, ...vand, // dy & mask
+    0x22, ...uleb(11), // local.tee z
     ...vstore,
-    ...get(8), ...get(8), ...vload, ...get(10), ...fadd, ...vstore, // sums += z
-    ...bump(0, i32(16)), ...bump(1, i32(16)), ...bump(2, i32(16)), ...bump(8, i32(16)),
+    ...get(13), ...get(12), ...simd(0xb1), ...set(13), // n -= mask (-1 per lane inside)
+    ...get(9), ...get(9), ...vload, ...get(11), ...fadd, ...vstore, // sums += z
+    ...bump(0, i32(16)), ...bump(1, i32(16)), ...bump(2, i32(16)), ...bump(9, i32(16)),
   ];
-  const row = [...get(7), ...set(8), ...get(4), ...set(9), ...countdown(9, inner)];
-  return countdown(3, row);
+  const row = [...get(7), ...set(9), ...get(4), ...set(10), ...countdown(10, inner)];
+  return [...get(8), ...vload, ...set(13), ...countdown(3, row), ...get(8), ...get(13), ...vstore];
 }
 
 /** t[o] += x[o] * d[o] for `lanes` consecutive vectors (memarg offsets), pointers in locals. */
@@ -78,10 +80,10 @@ function adamBody(): number[] {
 }
 
 function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
-  const types = [fnType([I32, I32, I32, I32, I32, F32, F32, I32]), fnType([I32, I32, I32, I32, I32, I32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32]), fnType([...new Array(8).fill(I32), ...new Array(10).fill(F32)])];
+  const types = [fnType([I32, I32, I32, I32, I32, F32, F32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32]), fnType([...new Array(8).fill(I32), ...new Array(10).fill(F32)])];
   const exports: [string, number][] = [['act_mask_sum', 0], ['fma_strided', 1], ['fma_strided2', 2], ['row_sum', 3], ['adam', 4]];
   return assemble(shared, types, [0, 1, 1, 2, 3], exports, [
-    code([[2, I32], [1, 0x7b]], actMaskSumBody()),
+    code([[2, I32], [3, V128]], actMaskSumBody()),
     code([[4, I32]], fmaStridedBody(1)),
     code([[4, I32]], fmaStridedBody(2)),
     code([[2, I32]], rowSumBody()),
@@ -90,7 +92,7 @@ function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
 }
 
 export interface SimdKernels {
-  actMaskSum(dy: number, y: number, dz: number, rows: number, c4: number, lo: number, hi: number, sums: number): void;
+  actMaskSum(dy: number, y: number, dz: number, rows: number, c4: number, lo: number, hi: number, sums: number, counts: number): void;
   /** `count` times: t[k] += x[k] * d[k] over 4*c4 floats, then advance t, x, d by their byte strides. */
   fmaStrided(t: number, x: number, d: number, c4: number, count: number, tStride: number, xStride: number, dStride: number): void;
   /** For each of `rows` rows: acc[ci][k] += x[ci] * dy[k] (acc is [cin, 4*cout4]; rows are contiguous). */

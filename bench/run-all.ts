@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const benches = ['import-throughput.ts', 'store.ts', 'steps.ts', 'recipes.ts', 'full-finetune-memory.ts'];
+const benches = ['import-throughput.ts', 'store.ts', 'steps.ts', 'sparse-grads.ts', 'recipes.ts', 'full-finetune-memory.ts'];
 let failed = 0;
 for (const b of benches) {
   console.log(`\n== bench/${b}`);

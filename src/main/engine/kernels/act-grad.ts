@@ -1,7 +1,9 @@
 /**
  * One pass over dy and the unit's output y for the backward of act(conv + bias): the
  * activation mask applied to dy (ReLU6: 0 < y < 6, ReLU: y > 0) and the bias gradient
- * (its per-channel sum). tfjs composes the same from four to six kernels per unit.
+ * (its per-channel sum). tfjs composes the same from four to six kernels per unit. On wasm
+ * the pass also counts the outputs inside the mask: the share is recorded for dz, and the
+ * 1x1 conv gradients skip its zeros when few remain (sparse-grad.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';

@@ -95,7 +95,6 @@ export interface SimdKernels {
   actMaskSum(dy: number, y: number, dz: number, rows: number, c4: number, lo: number, hi: number, sums: number, counts: number): void;
   /** `count` times: t[k] += x[k] * d[k] over 4*c4 floats, then advance t, x, d by their byte strides. */
   fmaStrided(t: number, x: number, d: number, c4: number, count: number, tStride: number, xStride: number, dStride: number): void;
-  /** For each of `rows` rows: acc[ci][k] += x[ci] * dy[k] (acc is [cin, 4*cout4]; rows are contiguous). */
   /** sums[k] += x[row][k] over `rows` contiguous rows of 4*c4 floats. */
   rowSum(x: number, sums: number, rows: number, c4: number): void;
   /** One Adam/AdamW update over 4*n4 floats (see adamBody); rbc = 1 / bias correction. */

@@ -9,8 +9,6 @@ import sharp, { type Sharp } from 'sharp';
 import type { Preprocessing } from '../../shared/preprocessing';
 import { centreCrop } from './crop';
 
-export { centreCrop, centreCropInto } from './crop';
-
 /** How decoding is run (the bench records these with its numbers). */
 export const DECODE_SETTINGS = {
   /** Images decoded at once by import and ImageSource (each on a libuv thread). */

@@ -81,18 +81,20 @@ class SnapshotImageSource implements ImageSource {
     this.remote = o.thread?.open(spec) ?? null;
   }
 
-  async load(indices: number[], opts: PixelRequest): Promise<Uint8Array> {
+  load(indices: number[], opts: PixelRequest): Promise<Uint8Array> {
     if (!this.remote) return this.local.load(indices, opts);
-    if (opts.signal?.aborted) throw new CancelledError('data loading');
-    const out = await this.remote.load(indices, { epoch: opts.epoch, augment: opts.augment });
-    if (opts.signal?.aborted) throw new CancelledError('data loading');
-    return out;
+    return this.viaThread(opts, (remote, o) => remote.load(indices, o));
   }
 
-  async loadScaled(indices: number[], opts: PixelRequest, table: Float32Array): Promise<Float32Array> {
+  loadScaled(indices: number[], opts: PixelRequest, table: Float32Array): Promise<Float32Array> {
     if (!this.remote) return this.local.loadScaled(indices, opts, table);
+    return this.viaThread(opts, (remote, o) => remote.loadScaled(indices, o, table));
+  }
+
+  /** A request to the pixel thread (a signal can't cross threads: checked before and after). */
+  private async viaThread<T>(opts: PixelRequest, call: (remote: RemotePixels, o: PixelRequest) => Promise<T>): Promise<T> {
     if (opts.signal?.aborted) throw new CancelledError('data loading');
-    const out = await this.remote.loadScaled(indices, { epoch: opts.epoch, augment: opts.augment }, table);
+    const out = await call(this.remote!, { epoch: opts.epoch, augment: opts.augment });
     if (opts.signal?.aborted) throw new CancelledError('data loading');
     return out;
   }

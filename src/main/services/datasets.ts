@@ -6,7 +6,8 @@ import type { Store } from '../store';
 import { importDataset } from '../dataset/import';
 import { listSnapshots, loadSnapshot, absPath, type DatasetSnapshot } from '../dataset/snapshot';
 import { DecodeCache } from '../dataset/cache';
-import { cacheSide, decodeSquare, toDataUrl, centreCrop } from '../dataset/decode';
+import { cacheSide, decodeSquare, toDataUrl } from '../dataset/decode';
+import { centreCrop } from '../dataset/crop';
 import { augmentImage, DEFAULT_AUGMENT } from '../dataset/augment';
 import sharp from 'sharp';
 

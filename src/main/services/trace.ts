@@ -10,11 +10,6 @@ import { isMainThread } from 'node:worker_threads';
 
 const enabled = !!process.env.FINETUNE_TRACE && process.env.FINETUNE_TRACE !== '0';
 
-/** Whether marks are printed (to skip building expensive labels). */
-export function tracing(): boolean {
-  return enabled;
-}
-
 /** Print `label` with the process uptime, when FINETUNE_TRACE is set. */
 export function trace(label: string): void {
   if (enabled) fs.writeSync(2, `[trace ${process.uptime().toFixed(3)} ${isMainThread ? 'main' : 'worker'}] ${label}\n`);

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
-import { cacheSide, centreCrop, decodeSquare, isSrgbProfile, loadImageBufferForEval, probeImage, readJpegHeader } from '../../../src/main/dataset/decode';
+import { cacheSide, decodeSquare, isSrgbProfile, loadImageBufferForEval, probeImage, readJpegHeader } from '../../../src/main/dataset/decode';
+import { centreCrop } from '../../../src/main/dataset/crop';
 import { flatness, placeholderReason } from '../../../src/main/dataset/health';
 import { MOBILENET_224, realJpeg } from './fixtures';
 

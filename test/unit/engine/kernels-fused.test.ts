@@ -25,6 +25,10 @@ function assertClose(a: tf.Tensor, b: tf.Tensor, label: string, rel = 1e-4): voi
 const UNITS: { depthwise: boolean; x: [number, number, number, number]; k: number; cout: number; strides: [number, number]; pad: ConvPart['pad']; act: 'relu6' | 'relu' | 'linear' }[] = [
   { depthwise: true, x: [2, 9, 9, 6], k: 3, cout: 6, strides: [1, 1], pad: 'same', act: 'relu6' },
   { depthwise: true, x: [2, 10, 10, 5], k: 3, cout: 5, strides: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]], act: 'relu6' },
+  // Channels in fours: the direct depthwise kernels (depthwise-direct.ts) on wasm.
+  { depthwise: true, x: [2, 7, 7, 12], k: 3, cout: 12, strides: [1, 1], pad: 'same', act: 'relu6' },
+  { depthwise: true, x: [2, 10, 9, 8], k: 3, cout: 8, strides: [2, 2], pad: [[0, 0], [0, 1], [1, 1], [0, 0]], act: 'relu' },
+  { depthwise: true, x: [1, 6, 6, 4], k: 3, cout: 4, strides: [1, 1], pad: 'valid', act: 'linear' },
   { depthwise: false, x: [3, 6, 6, 7], k: 1, cout: 11, strides: [1, 1], pad: 'same', act: 'relu6' },
   { depthwise: false, x: [2, 9, 9, 3], k: 3, cout: 4, strides: [2, 2], pad: [[0, 0], [0, 1], [0, 1], [0, 0]], act: 'relu' },
   { depthwise: false, x: [2, 5, 5, 8], k: 1, cout: 3, strides: [1, 1], pad: 'valid', act: 'linear' },

@@ -100,6 +100,16 @@ for (const depthwise of [false, true]) {
         { x: [2, 10, 11, 12], filter: [3, 3, 12, 1], strides: [2, 2], dilations: [1, 1], pad: [[0, 0], [0, 1], [0, 1], [0, 0]] },
         { x: [1, 9, 8, 4], filter: [3, 2, 4, 1], strides: [1, 1], dilations: [2, 2], pad: 'valid' },
         { x: [3, 7, 7, 16], filter: [5, 5, 16, 1], strides: [2, 1], dilations: [1, 1], pad: 'same' },
+        // The direct kernels (depthwise-direct.ts): up to 3x3 taps, every kind of edge run.
+        { x: [2, 7, 7, 336], filter: [3, 3, 336, 1], strides: [1, 1], dilations: [1, 1], pad: 'same' },
+        { x: [2, 12, 12, 24], filter: [3, 3, 24, 1], strides: [2, 2], dilations: [1, 1], pad: 'same' },
+        { x: [1, 11, 9, 8], filter: [3, 3, 8, 1], strides: [2, 2], dilations: [1, 1], pad: 'same' },
+        { x: [2, 6, 7, 4], filter: [3, 3, 4, 1], strides: [1, 1], dilations: [1, 1], pad: 'valid' },
+        { x: [2, 6, 7, 8], filter: [2, 3, 8, 1], strides: [2, 1], dilations: [1, 1], pad: [[0, 0], [1, 0], [2, 1], [0, 0]] },
+        { x: [3, 1, 1, 16], filter: [3, 3, 16, 1], strides: [1, 1], dilations: [1, 1], pad: 'same' },
+        { x: [2, 2, 3, 12], filter: [3, 3, 12, 1], strides: [1, 1], dilations: [1, 1], pad: 'same' },
+        { x: [1, 5, 40, 4], filter: [1, 3, 4, 1], strides: [1, 1], dilations: [1, 1], pad: 'same' },
+        { x: [2, 40, 40, 8], filter: [3, 3, 8, 1], strides: [1, 1], dilations: [1, 1], pad: 'same' },
       );
     } else {
       list.push(

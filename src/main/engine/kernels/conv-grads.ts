@@ -1,7 +1,8 @@
 /**
  * Convolution gradient kernels. 1x1 stride-1 convs are plain matmuls; other convs go
  * through im2col / col2im in batch chunks (bounded memory); depthwise gradients are
- * blocked NHWC loops. On wasm the matmuls are our SIMD GEMM (gemm-simd.ts), which reads a
+ * blocked NHWC loops, on wasm register-blocked SIMD kernels (depthwise-direct.ts: the
+ * filter gradient, and the input gradient of stride-1 convs). On wasm the matmuls are our SIMD GEMM (gemm-simd.ts), which reads a
  * transposed operand in place, or, when a ReLU6 mask zeroed most of dy, sums over its
  * non-zeros only (sparse-grad.ts); elsewhere (cpu, or widths not in fours) the backend's plain
  * matmul, with operands transposed explicitly (its transposed variants are 10-40x slower).
@@ -9,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
 import { gemm, gemmFor, type Gemm } from './gemm-simd';
+import { depthwiseFilterGradDirect, depthwiseInputGradDirect, dwGeometry } from './depthwise-direct';
 import { depthwiseFilterGradSimd, depthwiseInputGradSimd } from './depthwise-simd';
 import { simdFor } from './simd';
 import { sparseFilterGradT, sparseInputGrad } from './sparse-grad';
@@ -193,6 +195,9 @@ export function depthwiseBackpropFilter(args: { inputs: { x: TensorInfo; dy: Ten
   const { x, dy } = args.inputs;
   const info = convInfo(x.shape, args.attrs.filterShape, args.attrs, true, 'DepthwiseConv2dNativeBackpropFilter');
   const b = io(args.backend);
+  const geometry = b.kind === 'wasm' ? dwGeometry(info) : null;
+  const direct = geometry && depthwiseFilterGradDirect(b, geometry, x, dy);
+  if (direct) return direct;
   const out = b.alloc([...args.attrs.filterShape]);
   const simd = b.kind === 'wasm' && info.outChannels === info.inChannels && info.inChannels % 4 === 0 ? simdFor(args.backend) : null;
   if (simd) depthwiseFilterGradSimd(b, args.backend, simd, x, dy, info, out);
@@ -206,6 +211,9 @@ export function depthwiseBackpropInput(args: { inputs: { dy: TensorInfo; filter:
   const info = convInfo(args.attrs.inputShape, filter.shape, args.attrs, true, 'DepthwiseConv2dNativeBackpropInput');
   const b = io(args.backend);
   const strided = info.strideHeight > 1 || info.strideWidth > 1;
+  const geometry = !strided && b.kind === 'wasm' ? dwGeometry(info) : null;
+  const direct = geometry && depthwiseInputGradDirect(b, geometry, dy, filter);
+  if (direct) return direct;
   const simd = strided && b.kind === 'wasm' && info.outChannels === info.inChannels && info.inChannels % 4 === 0 ? simdFor(args.backend) : null;
   // Strided: a direct SIMD scatter beats a 4x larger zero-inserted conv.
   if (simd) return depthwiseInputGradSimd(b, args.backend, simd, dy, filter, info);

@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { ConvPart } from '../net/compile';
 import { ACT_GRAD_KERNEL, runActGradBias, type FusableAct } from './act-grad';
 import { BackendIO, type TensorInfo } from './backend-io';
-import { gemm, gemmFor } from './gemm-simd';
+import { depthwiseDirect, dwGeometry } from './depthwise-direct';
+import { gemm, gemmFor, gemmThreadCount } from './gemm-simd';
 
 export const CONV_BN_ACT_KERNEL = 'FinetuneConvBnAct';
 
@@ -64,10 +65,24 @@ function pointwiseForward(args: { inputs: { x: TensorInfo; filter: TensorInfo; b
   return y;
 }
 
-/** Forward: the backend's own fused conv kernel on the same inputs (our GEMM for 1x1 convs on wasm). */
+/**
+ * A depthwise conv on one wasm thread: our direct kernel (depthwise-direct.ts), bias and
+ * activation in its store. With more threads XNNPACK's kernel, which uses them all, is kept.
+ */
+function depthwiseForward(args: { inputs: { x: TensorInfo; filter: TensorInfo; bias: TensorInfo }; backend: tf.KernelBackend; attrs: UnitAttrs }): TensorInfo | null {
+  const { x, filter, bias } = args.inputs;
+  const a = args.attrs;
+  if (!a.depthwise || !('typedArrayFromHeap' in args.backend) || x.shape.length !== 4 || gemmThreadCount() > 1) return null;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad as 'same', a.dimRoundingMode, true);
+  const g = dwGeometry(info);
+  const clamp = CLAMPS[a.activation];
+  return g && depthwiseDirect(new BackendIO(args.backend, 'wasm'), g, x, filter, bias, clamp.lo, clamp.hi);
+}
+
+/** Forward: the backend's own fused conv kernel on the same inputs (on wasm: our GEMM for 1x1 convs, our depthwise kernel). */
 function forwardKernel(args: { inputs: { x: TensorInfo; filter: TensorInfo; bias: TensorInfo }; backend: tf.KernelBackend; attrs: UnitAttrs }): TensorInfo {
-  const viaGemm = pointwiseForward(args);
-  if (viaGemm) return viaGemm;
+  const ours = pointwiseForward(args) ?? depthwiseForward(args);
+  if (ours) return ours;
   const { depthwise, ...attrs } = args.attrs;
   const name = depthwise ? 'FusedDepthwiseConv2D' : 'FusedConv2D';
   const k = tf.getKernel(name, tf.getBackend());

@@ -347,6 +347,11 @@ export function setGemmThreads(n: number): void {
   gemmThreads = Math.max(1, Math.floor(n));
 }
 
+/** The thread count set above. */
+export function gemmThreadCount(): number {
+  return gemmThreads;
+}
+
 /** Below this many multiply-adds a second thread costs more than it saves. */
 const SPLIT_MIN_MACS = 1 << 20;
 

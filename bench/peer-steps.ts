@@ -11,7 +11,8 @@
  * user gets. From another bench: `runPeerSteps([1, 2])` (that bench
  * already holds the lock; do not take it again here, the child would wait on its parent).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,6 +111,53 @@ export function runPeerSteps(threads: number[], options: { args?: string[]; tune
     tunedMalloc: options.tunedMalloc ?? false,
     runs,
   };
+}
+
+/**
+ * A process answering one JSON line per request line (duel mode: `peer_steps.py --serve`,
+ * `bench/steps.ts --child --serve`). Its first line announces it is ready.
+ */
+export class LineServer {
+  private readonly lines: AsyncIterator<string>;
+  private constructor(private readonly child: ChildProcess) {
+    this.lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  }
+
+  static async start(command: string, argv: string[], env: NodeJS.ProcessEnv): Promise<{ server: LineServer; hello: Record<string, unknown> }> {
+    const child = spawn(command, argv, { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const server = new LineServer(child);
+    return { server, hello: await server.next() };
+  }
+
+  private async next(): Promise<Record<string, unknown>> {
+    for (;;) {
+      const r = await this.lines.next();
+      if (r.done) throw new Error('duel: a benchmark process ended early (its stderr is above)');
+      if (r.value.startsWith('{')) return JSON.parse(r.value) as Record<string, unknown>;
+    }
+  }
+
+  /** Time `figure` for `seconds`: the process's JSON answer. */
+  async ask(figure: string, seconds: number): Promise<Record<string, unknown>> {
+    this.child.stdin!.write(`${figure} ${seconds}\n`);
+    return this.next();
+  }
+
+  stop(): void {
+    this.child.stdin!.end();
+    this.child.kill();
+  }
+}
+
+/** The peer in duel mode with `threads` threads, or null when it cannot run here. */
+export async function startPeerServer(threads: number): Promise<LineServer | null> {
+  const why = peerStepsUnavailable();
+  if (why) {
+    console.error(`duel skipped: ${why}`);
+    return null;
+  }
+  const { server } = await LineServer.start(PYTHON, [SCRIPT, '--threads', String(threads), '--serve'], { ...process.env, PYTHONUNBUFFERED: '1', FINETUNE_SHARED: shared });
+  return server;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

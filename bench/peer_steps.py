@@ -39,6 +39,9 @@ ap.add_argument("--peer-dir", default=os.path.join(SHARED, "peer"), help="holds 
 ap.add_argument("--omp-wait-policy", choices=["passive", "active", "default"], default=None,
                 help="as peer.py: default $OMP_WAIT_POLICY, else passive")
 ap.add_argument("--out", default=None, help="also write the JSON result here")
+ap.add_argument("--serve", action="store_true",
+                help="duel mode (bench/steps.ts --duel): set up the suffix step and inference once, then for "
+                     "each stdin line '<figure> <seconds>' time that figure and print one JSON line")
 args = ap.parse_args()
 
 # As peer.py: OpenMP reads OMP_WAIT_POLICY once, when torch loads, and with libgomp's spinning
@@ -92,10 +95,11 @@ def batches_of(x, y, batch):
     return [(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]) for i in range(n)]
 
 
-def timed(name, step, batches, batch, warmup=None):
+def timed(name, step, batches, batch, warmup=None, seconds=None):
     """Run `step` on the batches in turn: `warmup` (default --warmup) untimed, then until
-    --seconds have passed."""
+    `seconds` (default --seconds) have passed."""
     warmup = args.warmup if warmup is None else warmup
+    seconds = args.seconds if seconds is None else seconds
     warmup_s = []
     for i in range(warmup):
         t = time.perf_counter()
@@ -103,7 +107,7 @@ def timed(name, step, batches, batch, warmup=None):
         warmup_s.append(round(time.perf_counter() - t, 3))
     times = []
     t0, c0 = time.perf_counter(), time.process_time()
-    while len(times) < 3 or time.perf_counter() - t0 < args.seconds:
+    while len(times) < 3 or time.perf_counter() - t0 < seconds:
         t = time.perf_counter()
         step(*batches[(warmup + len(times)) % len(batches)])
         times.append(time.perf_counter() - t)
@@ -201,7 +205,8 @@ def block13_outputs(backbone, x):
     return h
 
 
-def bench_suffix_step(x, y):
+def suffix_setup(x, y):
+    """The suffix step and its batches: (step, batches, cached input shape)."""
     backbone = fresh_backbone().eval()
     names = [b.name for b in backbone.blocks[SUFFIX_FROM:]]
     assert names == ["block_14", "block_15", "block_16"], names
@@ -211,9 +216,35 @@ def bench_suffix_step(x, y):
                             {"params": [p for n, p in suffix.named_parameters() if not n.startswith("head.")],
                              "lr": 1e-4}])
 
-    res = timed("suffix step", train_step(suffix, opt), batches_of(cached, y, 16), 16)
-    res["input_shape"] = list(cached.shape[1:])
+    return train_step(suffix, opt), batches_of(cached, y, 16), list(cached.shape[1:])
+
+
+def bench_suffix_step(x, y):
+    step, batches, shape = suffix_setup(x, y)
+    res = timed("suffix step", step, batches, 16)
+    res["input_shape"] = shape
     return res
+
+
+def serve(x, y):
+    """Duel mode: the figures set up once, then timed on request, one JSON line per request."""
+    suffix_step, suffix_batches, _ = suffix_setup(x, y)
+    backbone = fresh_backbone().eval()
+    inference_batches = batches_of(x, y, 32)
+
+    def inference(xb, yb):
+        with torch.no_grad():
+            pooled(backbone, xb)
+
+    figures = {"suffix_step": (suffix_step, suffix_batches, 16), "inference": (inference, inference_batches, 32)}
+    print(json.dumps({"ready": True, "threads": torch.get_num_threads(), "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        parts = line.split()
+        if not parts:
+            continue
+        name, seconds = parts[0], float(parts[1])
+        step, batches, batch = figures[name]
+        print(json.dumps(timed(name, step, batches, batch, seconds=seconds)), flush=True)
 
 
 class Net(nn.Module):
@@ -245,6 +276,9 @@ def main():
     x, y, classes = load_photos(args.data, args.images)
     log(f"peer_steps: torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
         f"OMP_WAIT_POLICY {OMP_WAIT_POLICY}, {x.shape[0]} photos from {args.data}, load {LOAD_BEFORE}")
+    if args.serve:
+        serve(x, y)
+        return
     figures = {}
     for name, fn in (("inference", bench_inference), ("head_step", bench_head_step),
                      ("suffix_step", bench_suffix_step), ("full_step", bench_full_step)):

@@ -17,7 +17,14 @@
  * ours for one thread count right after each other, and each side's figure is its best round;
  * every round's figures are kept in the JSON. Writes bench/results/steps.json.
  *
- * Run: node --import tsx bench/steps.ts [--skip-peer] [--threads 1,2] [--rounds 2] [--tuned-malloc]
+ * Then a duel (`--duel N`, default 6 rounds; 0 skips it) for the two figures the host's noise
+ * decides most often, the suffix step and inference: the peer and ours stay loaded in two
+ * processes and take turns on the same figure, a few seconds each, alternating who goes
+ * first. Adjacent windows share the host's mood, so each round's ratio is a fair pair; the
+ * JSON keeps every window, each side's best, and the median of the per-round ratios.
+ *
+ * Run: node --import tsx bench/steps.ts [--skip-peer] [--threads 1,2] [--rounds 2] [--duel 6] [--tuned-malloc]
+ *      node --import tsx bench/steps.ts --duel-only [--duel 6] [--threads 1,2]   (bench/results/steps-duel.json)
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,7 +41,8 @@ import { GroupedOptimizer } from '../src/main/engine/optimizers';
 import { planGroups } from '../src/main/engine/param-groups';
 import { StepRunner } from '../src/main/engine/step-runner';
 import { hymenopteraBatch, MOBILENET_V2, PRE } from '../test/unit/engine/net-helpers';
-import { runPeerSteps, type PeerStepsReport } from './peer-steps';
+import { LineServer, runPeerSteps, startPeerServer, type PeerStepsReport } from './peer-steps';
+import readline from 'node:readline';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -42,6 +50,9 @@ const load = () => os.loadavg().map((x) => round(x, 2));
 const argv = process.argv.slice(2);
 const threadList = (argv.includes('--threads') ? argv[argv.indexOf('--threads') + 1] : '1,2').split(',').map(Number);
 const rounds = Math.max(1, Number(argv.includes('--rounds') ? argv[argv.indexOf('--rounds') + 1] : 2));
+const duelRounds = Math.max(0, Number(argv.includes('--duel') ? argv[argv.indexOf('--duel') + 1] : 6));
+/** Seconds per duel window. */
+const DUEL_SECONDS: Record<string, number> = { suffix_step: 2, inference: 3 };
 
 interface Figure {
   imagesPerS: number;
@@ -84,6 +95,90 @@ async function measure(batch: number, seconds: number, fn: () => void): Promise<
   const cpu = process.cpuUsage(c0);
   const median = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
   return { imagesPerS: round((batch * 1000) / ms), imagesPerSMedian: round((batch * 1000) / median), imagesPerCpuS: round((batch * n * 1e6) / (cpu.user + cpu.system)), batch, msPerStep: round(ms), kernelsPerStep: profile.kernels.length, kernelShares };
+}
+
+/** Duel mode: the suffix step and inference set up once, then timed on request (one JSON line each). */
+async function serve(): Promise<void> {
+  const backend = await initBackend();
+  const net = (await loadBackbone(MOBILENET_V2, { id: 'mobilenet_v2_0.35_224', preprocessing: PRE })) as KerasBackbone;
+  const G = net.groups.length;
+  const config = parseConfig({ seed: 0 });
+  const head = new Head(config.head, net.outputShape, 2, 1);
+  const runner = new StepRunner(net, head, new GroupedOptimizer(config.optimizer), planGroups(config, net.groups.map((g) => g.name)), { trainBatchNormStats: false, weightDecay: config.optimizer.weightDecay, loss: { labelSmoothing: 0, classWeights: null } });
+  const images32 = await hymenopteraBatch(32);
+  const images16 = images32.slice(0, 16);
+  runner.setTrainable([G - 4, G - 3, G - 2, G - 1]);
+  net.setFusedUnits(true);
+  const cached = net.forwardFrozen(images16, { to: G - 4 });
+  const labels = Int32Array.from({ length: 16 }, (_, i) => i % 2);
+  const lrs = runner.peakLrs().map((lr) => lr * 1e-3);
+  const figures: Record<string, [number, () => void]> = {
+    suffix_step: [16, () => runner.trainStep(cached, G - 4, labels, lrs, 0, 16)],
+    inference: [32, () => {
+      const y = tf.tidy(() => globalAvgPool(net.forwardFrozen(images32) as tf.Tensor4D));
+      y.dataSync();
+      y.dispose();
+    }],
+  };
+  process.stdout.write(`${JSON.stringify({ ready: true, backend: backend.name, threads: backend.threads })}\n`);
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    const [name, seconds] = line.split(' ');
+    if (!name) continue;
+    const [batch, fn] = figures[name];
+    for (let i = 0; i < 2; i++) fn(); // as the peer's two warm-up steps
+    const times: number[] = [];
+    const t0 = performance.now();
+    while (times.length < 3 || performance.now() - t0 < Number(seconds) * 1000) {
+      const s0 = performance.now();
+      fn();
+      times.push(performance.now() - s0);
+    }
+    const wall = (performance.now() - t0) / 1000;
+    const median = times.sort((a, b) => a - b)[times.length >> 1];
+    process.stdout.write(`${JSON.stringify({ images_per_s: round((batch * times.length) / wall, 2), images_per_s_median: round((batch * 1000) / median, 2), iterations: times.length })}\n`);
+  }
+}
+
+interface DuelWindow {
+  round: number;
+  figure: string;
+  first: 'peer' | 'ours';
+  peer: number;
+  ours: number;
+  ratio: number;
+}
+
+/** Ours and the peer, both loaded, taking turns on the suffix step and inference (see the header). */
+async function duel(threads: number): Promise<Record<string, unknown> | null> {
+  const peer = await startPeerServer(threads);
+  if (!peer) return null;
+  const { server: ours, hello } = await LineServer.start(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', '--serve'], { ...process.env, FINETUNE_THREADS: String(threads), FINETUNE_BACKEND: 'wasm' });
+  const windows: DuelWindow[] = [];
+  try {
+    for (let r = 1; r <= duelRounds; r++) {
+      for (const figure of Object.keys(DUEL_SECONDS)) {
+        const first = r % 2 === 1 ? 'peer' : 'ours';
+        const order: [LineServer, 'peer' | 'ours'][] = first === 'peer' ? [[peer, 'peer'], [ours, 'ours']] : [[ours, 'ours'], [peer, 'peer']];
+        const got: Record<string, number> = {};
+        for (const [server, side] of order) got[side] = (await server.ask(figure, DUEL_SECONDS[figure])).images_per_s as number;
+        windows.push({ round: r, figure, first, peer: got.peer, ours: got.ours, ratio: round(got.ours / got.peer, 3) });
+        console.error(`duel, threads ${threads}, round ${r}, ${figure}: ours ${got.ours} vs peer ${got.peer} images/s = ${round(got.ours / got.peer, 2)}x`);
+      }
+    }
+  } finally {
+    peer.stop();
+    ours.stop();
+  }
+  const summary: Record<string, unknown> = { threads, backend: hello, secondsPerWindow: DUEL_SECONDS };
+  for (const figure of Object.keys(DUEL_SECONDS)) {
+    const w = windows.filter((x) => x.figure === figure);
+    const ratios = w.map((x) => x.ratio).sort((a, b) => a - b);
+    const bestOurs = Math.max(...w.map((x) => x.ours));
+    const bestPeer = Math.max(...w.map((x) => x.peer));
+    summary[figure] = { oursBest: bestOurs, peerBest: bestPeer, ratioOfBests: round(bestOurs / bestPeer, 2), medianRoundRatio: round(ratios[ratios.length >> 1], 2), minRoundRatio: ratios[0], maxRoundRatio: ratios[ratios.length - 1], target: figure === 'inference' ? 2 : 0.75 };
+  }
+  summary.windows = windows;
+  return summary;
 }
 
 async function child(): Promise<void> {
@@ -189,7 +284,19 @@ function bestPeer(runs: PeerStepsReport['runs']): PeerStepsReport['runs'][number
   return { ...runs[0], inference: { ...runs[0].inference, default: pick((r) => r.inference.default)!, best: pick((r) => r.inference.best)! }, head_step: pick((r) => r.head_step)!, suffix_step: pick((r) => r.suffix_step)!, full_step: full };
 }
 
-function main(): void {
+/** `--duel-only`: just the duel, written to bench/results/steps-duel.json. */
+async function duelOnly(): Promise<void> {
+  const report = { bench: 'steps-duel', date: new Date().toISOString(), model: 'mobilenet_v2_0.35_224, hymenoptera photos, 224 px', machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, loadAverageAtStart: load() }, duel: [] as Record<string, unknown>[] };
+  for (const t of threadList) {
+    const d = await duel(t);
+    if (d) report.duel.push(d);
+  }
+  fs.mkdirSync(path.join(here, 'results'), { recursive: true });
+  fs.writeFileSync(path.join(here, 'results', 'steps-duel.json'), `${JSON.stringify(report, null, 2)}\n`);
+  console.log(JSON.stringify(report.duel.map((d) => ({ threads: d.threads, suffix_step: d.suffix_step, inference: d.inference }))));
+}
+
+async function main(): Promise<void> {
   const loadAtStart = load();
   const skipPeer = argv.includes('--skip-peer');
   const perRound: { round: number; threads: number; load: number[]; ours: Ours; peer: PeerStepsReport['runs'][number] | null }[] = [];
@@ -218,11 +325,20 @@ function main(): void {
     ours: runs,
     peer: peerAvailable ? peers : null,
     perRound,
+    duel: [] as Record<string, unknown>[],
   };
+  if (peerAvailable && duelRounds > 0) {
+    for (const t of threadList) {
+      const d = await duel(t);
+      if (d) report.duel.push(d);
+    }
+  }
   fs.mkdirSync(path.join(here, 'results'), { recursive: true });
   fs.writeFileSync(path.join(here, 'results', 'steps.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(JSON.stringify(report.ratios ?? report.ours));
+  console.log(JSON.stringify({ ratios: report.ratios ?? report.ours, duel: report.duel.map((d) => ({ threads: d.threads, suffix_step: d.suffix_step, inference: d.inference })) }));
 }
 
-if (argv.includes('--child')) await child();
-else main();
+if (argv.includes('--serve')) await serve();
+else if (argv.includes('--duel-only')) await duelOnly();
+else if (argv.includes('--child')) await child();
+else await main();

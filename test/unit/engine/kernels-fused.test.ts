@@ -123,7 +123,12 @@ test('a suffix training step (last 3 blocks + top of MobileNetV2) has the same g
   net.setFusedUnits(true);
   const ours = tf.variableGrads(loss, vars);
   assertClose(ours.value, ref.value, 'loss');
-  for (const v of vars) assertClose(ours.grads[v.name], ref.grads[v.name], `grad of ${v.name}`, 2e-4);
+  // 5e-3 of each tensor's largest element. Where an activation lies within rounding of 0 or 6,
+  // the fused and unfused units (which round differently: FMA or not) can disagree on its ReLU6
+  // mask. One such flip in Conv_1 (seen with 1-thread features) moves its channel's filter and
+  // BatchNorm gradients by up to 3.6e-3 of the largest, and everything below it by ~3e-4; an
+  // indexing error moves elements by O(1). Each kernel is checked tightly in its own test.
+  for (const v of vars) assertClose(ours.grads[v.name], ref.grads[v.name], `grad of ${v.name}`, 5e-3);
   const profile = await tf.profile(() => {
     const { value, grads } = tf.variableGrads(loss, vars);
     tf.dispose([value, ...Object.values(grads)]);

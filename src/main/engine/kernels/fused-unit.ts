@@ -122,6 +122,16 @@ export function registerConvBnActKernel(): void {
 }
 
 /**
+ * A frozen conv's forward on one wasm thread, through the unit's kernel: our GEMM for 1x1
+ * convs (the backend's fused kernel for the rest). XNNPACK's own 1x1 kernel is faster with
+ * two threads, so null there (and off wasm): the caller runs tf.fused.conv2d.
+ */
+export function frozenConvForward(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D | undefined, c: ConvPart, activation: FusableAct): tf.Tensor4D | null {
+  if (c.depthwise || filter.shape[0] !== 1 || filter.shape[1] !== 1 || gemmThreadCount() > 1 || tf.getBackend() !== 'wasm' || !tf.getKernel(CONV_BN_ACT_KERNEL, 'wasm')) return null;
+  return convBnAct(x, filter, bias, c, activation);
+}
+
+/**
  * y = act(conv(x, filter) + bias), differentiable in x, filter and bias, as one op. When
  * `x` carries no gradient (cached features, the frozen prefix's output) its gradient is
  * never computed.

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BnPart, ConvPart, NetNode, NodeOp } from './compile';
 import type { Act } from './topology';
-import { convBnAct } from '../kernels/fused-unit';
+import { convBnAct, frozenConvForward } from '../kernels/fused-unit';
 import { foldConvBnOp, hasFoldKernels } from '../kernels/fold';
 
 export interface FoldedConv {
@@ -98,7 +98,10 @@ function runConv(node: NetNode, op: Extract<NodeOp, { kind: 'conv' }>, x: tf.Ten
   const folded = (trainable ? undefined : ctx.folded(node)) as FoldedConv | undefined;
   const { filter, bias } = folded ?? foldConvBn(op.conv, op.bn, (n) => ctx.weight(n));
   const fusable = FUSED.has(op.act.name) && op.act.maxValue == null;
-  if (!trainable) return applyAct(conv(x, op.conv, filter, bias, fusable ? (op.act.name as 'relu') : 'linear'), fusable ? { name: 'linear' } : op.act);
+  if (!trainable) {
+    const act = fusable ? (op.act.name as 'relu') : 'linear';
+    return applyAct(frozenConvForward(x, filter, bias, op.conv, act) ?? conv(x, op.conv, filter, bias, act), fusable ? { name: 'linear' } : op.act);
+  }
   if (ctx.fusedUnits && fusable) return convBnAct(x, filter, bias, op.conv, op.act.name as 'relu6');
   return applyAct(conv(x, op.conv, filter, bias, 'linear'), op.act);
 }

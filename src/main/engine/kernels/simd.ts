@@ -15,11 +15,12 @@ import { F32, I32, V128, add, bump, code, countdown, fadd, fgt, flt, fmul, fnTyp
  * counts (4 int32) += the number of lanes inside the mask (the share the sparse gradients use).
  */
 function actMaskSumBody(): number[] {
-  // params: 0 dy, 1 y, 2 dz, 3 rows, 4 c4, 5 lo(f32), 6 hi(f32), 7 sums, 8 counts; locals: 9 p, 10 k, 11 z, 12 mask, 13 n (v128)
+  // params: 0 dy, 1 y, 2 dz, 3 rows, 4 c4, 5 lo(f32), 6 hi(f32), 7 sums, 8 counts;
+  // locals: 9 p, 10 k (i32), 11 z, 12 mask, 13 n, 14 lo, 15 hi, 16 y (v128)
   const inner = [
     ...get(2), // address for the dz store
-    ...get(1), ...vload, ...get(5), ...splat, ...fgt, // y > lo
-    ...get(1), ...vload, ...get(6), ...splat, ...flt, // y < hi
+    ...get(1), ...vload, 0x22, ...uleb(16), ...get(14), ...fgt, // y > lo (y kept for the second test)
+    ...get(16), ...get(15), ...flt, // y < hi
     ...vand, 0x22, ...uleb(12), // local.tee mask
     ...get(0), ...vload, ...vand, // dy & mask
     0x22, ...uleb(11), // local.tee z
@@ -29,7 +30,7 @@ function actMaskSumBody(): number[] {
     ...bump(0, i32(16)), ...bump(1, i32(16)), ...bump(2, i32(16)), ...bump(9, i32(16)),
   ];
   const row = [...get(7), ...set(9), ...get(4), ...set(10), ...countdown(10, inner)];
-  return [...get(8), ...vload, ...set(13), ...countdown(3, row), ...get(8), ...get(13), ...vstore];
+  return [...get(5), ...splat, ...set(14), ...get(6), ...splat, ...set(15), ...get(8), ...vload, ...set(13), ...countdown(3, row), ...get(8), ...get(13), ...vstore];
 }
 
 /** t[o] += x[o] * d[o] for `lanes` consecutive vectors (memarg offsets), pointers in locals. */
@@ -83,7 +84,7 @@ function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const types = [fnType([I32, I32, I32, I32, I32, F32, F32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32]), fnType([...new Array(8).fill(I32), ...new Array(10).fill(F32)])];
   const exports: [string, number][] = [['act_mask_sum', 0], ['fma_strided', 1], ['fma_strided2', 2], ['row_sum', 3], ['adam', 4]];
   return assemble(shared, types, [0, 1, 1, 2, 3], exports, [
-    code([[2, I32], [3, V128]], actMaskSumBody()),
+    code([[2, I32], [6, V128]], actMaskSumBody()),
     code([[4, I32]], fmaStridedBody(1)),
     code([[4, I32]], fmaStridedBody(2)),
     code([[2, I32]], rowSumBody()),

@@ -1,9 +1,12 @@
 /**
  * Direct depthwise convolution on wasm, register-blocked: the forward pass (bias and a fused
  * clamp), the filter gradient, and the stride-1 input gradient (the forward pass of dy with
- * the spatially flipped filter). XNNPACK's depthwise kernel was a third of the folded
- * inference time and the strided-accumulate gradients ran from memory; here each call holds
- * one channel vector's taps (or tap sums) in registers and streams the pixels of a run.
+ * the spatially flipped filter). The gradients before ran a strided multiply-accumulate
+ * through memory for every tap; here each call holds one channel vector's taps (or tap sums)
+ * in registers and streams the pixels of a run. On MobileNetV2's last blocks (16 x 7x7x336,
+ * one thread) the two gradients went from ~1 ms each to ~0.6, the forward from XNNPACK's
+ * 0.7-0.8 ms to 0.45. Large frozen layers stay on XNNPACK: there the pass is memory-bound and
+ * it was no slower, and it uses every thread.
  *
  * A module is generated per layer geometry (channels, input and output sizes, strides,
  * pads, a kernel of at most 3x3 taps) so every tap's byte offset is an instruction constant.

@@ -30,6 +30,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/main/engine/backend';
@@ -42,7 +43,6 @@ import { planGroups } from '../src/main/engine/param-groups';
 import { StepRunner } from '../src/main/engine/step-runner';
 import { hymenopteraBatch, MOBILENET_V2, PRE } from '../test/unit/engine/net-helpers';
 import { LineServer, runPeerSteps, startPeerServer, type PeerStepsReport } from './peer-steps';
-import readline from 'node:readline';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -97,29 +97,45 @@ async function measure(batch: number, seconds: number, fn: () => void): Promise<
   return { imagesPerS: round((batch * 1000) / ms), imagesPerSMedian: round((batch * 1000) / median), imagesPerCpuS: round((batch * n * 1e6) / (cpu.user + cpu.system)), batch, msPerStep: round(ms), kernelsPerStep: profile.kernels.length, kernelShares };
 }
 
-/** Duel mode: the suffix step and inference set up once, then timed on request (one JSON line each). */
-async function serve(): Promise<void> {
+/** Ours as every figure runs it: the backbone, a 2-class head, the trainer's StepRunner and optimiser (AdamW), real photos. */
+async function setup() {
   const backend = await initBackend();
   const net = (await loadBackbone(MOBILENET_V2, { id: 'mobilenet_v2_0.35_224', preprocessing: PRE })) as KerasBackbone;
-  const G = net.groups.length;
   const config = parseConfig({ seed: 0 });
   const head = new Head(config.head, net.outputShape, 2, 1);
   const runner = new StepRunner(net, head, new GroupedOptimizer(config.optimizer), planGroups(config, net.groups.map((g) => g.name)), { trainBatchNormStats: false, weightDecay: config.optimizer.weightDecay, loss: { labelSmoothing: 0, classWeights: null } });
   const images32 = await hymenopteraBatch(32);
-  const images16 = images32.slice(0, 16);
-  runner.setTrainable([G - 4, G - 3, G - 2, G - 1]);
-  net.setFusedUnits(true);
-  const cached = net.forwardFrozen(images16, { to: G - 4 });
-  const labels = Int32Array.from({ length: 16 }, (_, i) => i % 2);
-  const lrs = runner.peakLrs().map((lr) => lr * 1e-3);
-  const figures: Record<string, [number, () => void]> = {
-    suffix_step: [16, () => runner.trainStep(cached, G - 4, labels, lrs, 0, 16)],
-    inference: [32, () => {
+  const G = net.groups.length;
+  const labels = (n: number) => Int32Array.from({ length: n }, (_, i) => i % 2);
+  const lrs = () => runner.peakLrs().map((lr) => lr * 1e-3); // tiny steps: weights barely move while timing
+  return {
+    backend,
+    net,
+    runner,
+    images32,
+    images16: images32.slice(0, 16),
+    /** The suffix step's groups: block_14..block_16 + top. */
+    suffix: [G - 4, G - 3, G - 2, G - 1],
+    /** One training step of `runner` on the first `n` images of `x` (features from group `from`). */
+    step: (x: tf.Tensor, from: number, n: number) => () => {
+      runner.trainStep(x, from, labels(n), lrs(), 0, n);
+    },
+    /** Our inference: the folded executor + global average pool, batch 32. */
+    inference: () => {
       const y = tf.tidy(() => globalAvgPool(net.forwardFrozen(images32) as tf.Tensor4D));
       y.dataSync();
       y.dispose();
-    }],
+    },
   };
+}
+
+/** Duel mode: the suffix step and inference set up once, then timed on request (one JSON line each). */
+async function serve(): Promise<void> {
+  const { backend, net, runner, images16, suffix, step, inference } = await setup();
+  runner.setTrainable(suffix);
+  net.setFusedUnits(true);
+  const cached = net.forwardFrozen(images16, { to: suffix[0] });
+  const figures: Record<string, [number, () => void]> = { suffix_step: [16, step(cached, suffix[0], 16)], inference: [32, inference] };
   process.stdout.write(`${JSON.stringify({ ready: true, backend: backend.name, threads: backend.threads })}\n`);
   for await (const line of readline.createInterface({ input: process.stdin })) {
     const [name, seconds] = line.split(' ');
@@ -182,29 +198,11 @@ async function duel(threads: number): Promise<Record<string, unknown> | null> {
 }
 
 async function child(): Promise<void> {
-  const backend = await initBackend();
-  const net = (await loadBackbone(MOBILENET_V2, { id: 'mobilenet_v2_0.35_224', preprocessing: PRE })) as KerasBackbone;
-  const G = net.groups.length;
-  const config = parseConfig({ seed: 0 });
-  const head = new Head(config.head, net.outputShape, 2, 1);
-  const optimizer = new GroupedOptimizer(config.optimizer);
-  const plan = planGroups(config, net.groups.map((g) => g.name));
-  const runner = new StepRunner(net, head, optimizer, plan, { trainBatchNormStats: false, weightDecay: config.optimizer.weightDecay, loss: { labelSmoothing: 0, classWeights: null } });
-  const images32 = await hymenopteraBatch(32);
-  const images16 = images32.slice(0, 16);
-  const labels = (n: number) => Int32Array.from({ length: n }, (_, i) => i % 2);
+  const { backend, net, runner, images32, images16, suffix, step, inference } = await setup();
   const out: Record<string, unknown> = { backend: backend.name, threads: backend.threads, loadAtStart: load() };
-  const step = (x: tf.Tensor, from: number, n: number, lrs: () => number[]) => () => {
-    runner.trainStep(x, from, labels(n), lrs(), 0, n);
-  };
-  const lrs = () => runner.peakLrs().map((lr) => lr * 1e-3); // tiny steps: weights barely move while timing
 
   // Inference: ours (folded) and tf.layers (what a tfjs user gets).
-  out.inference = await measure(32, 4, () => {
-    const y = tf.tidy(() => globalAvgPool(net.forwardFrozen(images32) as tf.Tensor4D));
-    y.dataSync();
-    y.dispose();
-  });
+  out.inference = await measure(32, 4, inference);
   const model = await tf.loadLayersModel(fileIOHandler(MOBILENET_V2));
   out.inferenceLayersPredict = await measure(32, 4, () => {
     const y = tf.tidy(() => tf.mean(model.predict(images32) as tf.Tensor, [1, 2]));
@@ -214,20 +212,19 @@ async function child(): Promise<void> {
   model.dispose();
 
   runner.setTrainable([]);
-  out.headStep = await measure(32, 4, step(images32, 0, 32, lrs));
+  out.headStep = await measure(32, 4, step(images32, 0, 32));
 
-  const suffix = [G - 4, G - 3, G - 2, G - 1];
   runner.setTrainable(suffix);
-  const cached = net.forwardFrozen(images16, { to: G - 4 });
+  const cached = net.forwardFrozen(images16, { to: suffix[0] });
   net.setFusedUnits(true);
-  out.suffixStep = await measure(16, 4, step(cached, G - 4, 16, lrs));
+  out.suffixStep = await measure(16, 4, step(cached, suffix[0], 16));
   net.setFusedUnits(false);
-  out.suffixStepAutodiff = await measure(16, 3, step(cached, G - 4, 16, lrs));
+  out.suffixStepAutodiff = await measure(16, 3, step(cached, suffix[0], 16));
   net.setFusedUnits(true);
   cached.dispose();
 
   runner.setTrainable(net.groups.map((_, i) => i));
-  out.fullStep = await measure(16, 6, step(images16, 0, 16, lrs));
+  out.fullStep = await measure(16, 6, step(images16, 0, 16));
   out.loadAtEnd = load();
   out.numTensorsAtEnd = tf.memory().numTensors;
   process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -284,13 +281,19 @@ function bestPeer(runs: PeerStepsReport['runs']): PeerStepsReport['runs'][number
   return { ...runs[0], inference: { ...runs[0].inference, default: pick((r) => r.inference.default)!, best: pick((r) => r.inference.best)! }, head_step: pick((r) => r.head_step)!, suffix_step: pick((r) => r.suffix_step)!, full_step: full };
 }
 
-/** `--duel-only`: just the duel, written to bench/results/steps-duel.json. */
-async function duelOnly(): Promise<void> {
-  const report = { bench: 'steps-duel', date: new Date().toISOString(), model: 'mobilenet_v2_0.35_224, hymenoptera photos, 224 px', machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, loadAverageAtStart: load() }, duel: [] as Record<string, unknown>[] };
+/** A duel per thread count (those the peer could run). */
+async function duels(): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
   for (const t of threadList) {
     const d = await duel(t);
-    if (d) report.duel.push(d);
+    if (d) out.push(d);
   }
+  return out;
+}
+
+/** `--duel-only`: just the duel, written to bench/results/steps-duel.json. */
+async function duelOnly(): Promise<void> {
+  const report = { bench: 'steps-duel', date: new Date().toISOString(), model: 'mobilenet_v2_0.35_224, hymenoptera photos, 224 px', machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, loadAverageAtStart: load() }, duel: await duels() };
   fs.mkdirSync(path.join(here, 'results'), { recursive: true });
   fs.writeFileSync(path.join(here, 'results', 'steps-duel.json'), `${JSON.stringify(report, null, 2)}\n`);
   console.log(JSON.stringify(report.duel.map((d) => ({ threads: d.threads, suffix_step: d.suffix_step, inference: d.inference }))));
@@ -325,14 +328,8 @@ async function main(): Promise<void> {
     ours: runs,
     peer: peerAvailable ? peers : null,
     perRound,
-    duel: [] as Record<string, unknown>[],
+    duel: peerAvailable && duelRounds > 0 ? await duels() : [],
   };
-  if (peerAvailable && duelRounds > 0) {
-    for (const t of threadList) {
-      const d = await duel(t);
-      if (d) report.duel.push(d);
-    }
-  }
   fs.mkdirSync(path.join(here, 'results'), { recursive: true });
   fs.writeFileSync(path.join(here, 'results', 'steps.json'), `${JSON.stringify(report, null, 2)}\n`);
   console.log(JSON.stringify({ ratios: report.ratios ?? report.ours, duel: report.duel.map((d) => ({ threads: d.threads, suffix_step: d.suffix_step, inference: d.inference })) }));

@@ -2,10 +2,11 @@
  * Convolution gradient kernels. 1x1 stride-1 convs are plain matmuls; other convs go
  * through im2col / col2im in batch chunks (bounded memory); depthwise gradients are
  * blocked NHWC loops, on wasm register-blocked SIMD kernels (depthwise-direct.ts: the
- * filter gradient, and the input gradient of stride-1 convs). On wasm the matmuls are our SIMD GEMM (gemm-simd.ts), which reads a
- * transposed operand in place, or, when a ReLU6 mask zeroed most of dy, sums over its
- * non-zeros only (sparse-grad.ts); elsewhere (cpu, or widths not in fours) the backend's plain
- * matmul, with operands transposed explicitly (its transposed variants are 10-40x slower).
+ * filter gradient, and the input gradient of stride-1 convs). On wasm the matmuls are our
+ * SIMD GEMM (gemm-simd.ts), which reads a transposed operand in place, or, when a ReLU6
+ * mask zeroed most of dy, sums over its non-zeros only (sparse-grad.ts); elsewhere (cpu, or
+ * widths not in fours) the backend's plain matmul, with operands transposed explicitly
+ * (its transposed variants are 10-40x slower).
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';

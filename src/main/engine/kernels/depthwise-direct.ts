@@ -63,20 +63,20 @@ function runsOf(outLen: number, inLen: number, k: number, s: number, pad: number
   return runs;
 }
 
-interface Variant {
-  key: string;
-  taps: [number, number][];
-}
+type FwdFn = (x: number, w: number, bias: number, out: number, rows: number, count: number, c4: number, lo: number, hi: number) => void;
+type GradFn = (x: number, dy: number, acc: number, rows: number, count: number, c4: number) => void;
 
 interface DwModule {
   rows: Run[];
   cols: Run[];
-  fwd: Map<string, (x: number, w: number, bias: number, out: number, rows: number, count: number, c4: number, lo: number, hi: number) => void>;
-  grad: Map<string, (x: number, dy: number, acc: number, rows: number, count: number, c4: number) => void>;
+  /** The functions for row run i and column run j: fwd[i][j], grad[i][j]. */
+  fwd: FwdFn[][];
+  grad: GradFn[][];
   flush: (tmp: number, totals: number, n4: number) => void;
 }
 
-const variantKey = (r: Run, c: Run) => `${r.t0}${r.t1}${c.t0}${c.t1}`;
+/** Runs with the same in-bounds taps share one function. */
+const variantKey = (r: Run, c: Run) => `${r.t0}_${r.t1}_${c.t0}_${c.t1}`;
 
 /** acc = a * b + acc (one FMA with relaxed SIMD), with a, b already on the stack. */
 const macInto = (acc: number, relaxed: boolean) => (relaxed ? [...get(acc), ...fmadd, ...set(acc)] : [...fmul, ...get(acc), ...fadd, ...set(acc)]);
@@ -177,7 +177,8 @@ function buildModule(memory: WebAssembly.Memory, g: DwGeometry, relaxed: boolean
   const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
   const bytes = moduleBytes(shared, types, [...keys.map(() => 0), ...keys.map(() => 1), 2], exports, codes);
   const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, never>;
-  return { rows, cols, fwd: new Map(keys.map((k) => [k, e[`fwd${k}`]])), grad: new Map(keys.map((k) => [k, e[`grad${k}`]])), flush: e.flush };
+  const table = <F>(prefix: string) => rows.map((r) => cols.map((c) => e[`${prefix}${variantKey(r, c)}`] as F));
+  return { rows, cols, fwd: table<FwdFn>('fwd'), grad: table<GradFn>('grad'), flush: e.flush };
 }
 
 const modules = new WeakMap<WebAssembly.Memory, Map<string, DwModule>>();
@@ -220,7 +221,7 @@ export function dwGeometry(info: ConvInfo): DwGeometry | null {
  * The stride-1 input gradient's geometry: dx is the forward conv of dy (as input) with the
  * spatially flipped filter, padded by k - 1 - pad before. Null for strided convs.
  */
-export function dwInputGradGeometry(g: DwGeometry): DwGeometry | null {
+function dwInputGradGeometry(g: DwGeometry): DwGeometry | null {
   if (g.sh !== 1 || g.sw !== 1 || g.pt > g.kh - 1 || g.pl > g.kw - 1) return null;
   return { ...g, h: g.ho, w: g.wo, ho: g.h, wo: g.w, pt: g.kh - 1 - g.pt, pl: g.kw - 1 - g.pl };
 }
@@ -259,15 +260,12 @@ export function depthwiseDirect(io: BackendIO, g: DwGeometry, x: TensorInfo, fil
   const c4 = g.c / 4;
   const band = bandRows(g);
   for (let n = 0; n < g.n; n++) {
-    for (const r of m.rows) {
+    m.rows.forEach((r, i) => {
       for (let a = r.o0; a < r.o1; a += band) {
         const rows = Math.min(band, r.o1 - a);
-        for (const c of m.cols) {
-          const fn = m.fwd.get(variantKey(r, c))!;
-          fn(xAt + windowAt(g, n, a, c.o0), wAt, bAt, oAt + ((n * g.ho + a) * g.wo + c.o0) * g.c * 4, rows, c.o1 - c.o0, c4, lo, hi);
-        }
+        m.cols.forEach((c, j) => m.fwd[i][j](xAt + windowAt(g, n, a, c.o0), wAt, bAt, oAt + ((n * g.ho + a) * g.wo + c.o0) * g.c * 4, rows, c.o1 - c.o0, c4, lo, hi));
       }
-    }
+    });
   }
   if (zeros) io.dispose(zeros);
   return out;
@@ -299,12 +297,11 @@ export function depthwiseFilterGradDirect(io: BackendIO, g: DwGeometry, x: Tenso
         pending = 0;
       }
       pending += terms;
-      for (const r of m.rows) {
+      m.rows.forEach((r, i) => {
         const a = Math.max(o0, r.o0);
         const b = Math.min(o1, r.o1);
-        if (a >= b) continue;
-        for (const c of m.cols) m.grad.get(variantKey(r, c))!(xAt + windowAt(g, n, a, c.o0), dAt + ((n * g.ho + a) * g.wo + c.o0) * g.c * 4, tAt, b - a, c.o1 - c.o0, c4);
-      }
+        if (a < b) m.cols.forEach((c, j) => m.grad[i][j](xAt + windowAt(g, n, a, c.o0), dAt + ((n * g.ho + a) * g.wo + c.o0) * g.c * 4, tAt, b - a, c.o1 - c.o0, c4));
+      });
     }
   }
   m.flush(tAt, sAt, taps / 4);

@@ -18,7 +18,7 @@ import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { F32, I32, V128, add, bump, call, code, countdown, fadd, fmadd, fmul, fnType, fpmax, fpmin, f32loadAt, f32storeAt, get, i32, ifElse, moduleBytes, set, simd, splat, tee, uleb, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
+import { F32, I32, V128, add, and, bump, call, code, countdown, eq, fadd, fmadd, fmul, fnType, fpmax, fpmin, f32loadAt, f32storeAt, get, i32, ifElse, moduleBytes, mul, set, shrU, splat, tee, vloadAt, vloadSplatAt, vstoreAt, vstoreLaneAt, vzero } from './wasm-asm';
 import { backendMemory, heapOffset } from './simd';
 
 /** Rows per micro-tile: 6 x 8 keeps 12 accumulators + 2 B vectors + 1 splat in 16 registers. */
@@ -42,7 +42,7 @@ function kernelBody(mr: number, nv: number, relaxed: boolean): { locals: number[
   const C = (r: number, j: number) => 14 + nv + r * nv + j;
   const LO = 14 + nv + mr * nv;
   const HI = LO + 1;
-  const flag = (f: number) => [...get(7), ...i32(f), 0x71];
+  const flag = (f: number) => [...get(7), ...i32(f), ...and];
   const initWith = (bias: boolean) => {
     const out: number[] = [];
     for (let r = 0; r < mr; r++) for (let j = 0; j < nv; j++) out.push(...(bias ? [...get(8), ...vloadAt(16 * j)] : vzero), ...set(C(r, j)));
@@ -98,7 +98,7 @@ function rowBody(mr: number): number[] {
   // params 0 pa, 1 sa, 2 pb, 3 pc, 4 sc, 5 K, 6 flags, 7 N, 8 pbStep, 9 pbias, 10 lo, 11 hi; local 12 t
   const args = (sb: number) => [...get(0), ...get(1), ...get(2), ...i32(sb), ...get(3), ...get(4), ...get(5), ...get(6), ...get(9), ...get(10), ...get(11)];
   const tiles = [...args(32), ...call(kernIndex(mr, 2)), ...bump(2, get(8)), ...bump(3, i32(32)), ...bump(9, i32(32))];
-  return [...get(7), ...i32(3), 0x76, ...set(12), ...countdown(12, tiles), ...get(7), ...i32(4), 0x71, ...ifElse([...args(16), ...call(kernIndex(mr, 1))], [])];
+  return [...get(7), ...i32(3), ...shrU, ...set(12), ...countdown(12, tiles), ...get(7), ...i32(4), ...and, ...ifElse([...args(16), ...call(kernIndex(mr, 1))], [])];
 }
 
 /**
@@ -122,22 +122,21 @@ function packBody(): number[] {
   // 15 k4, 16 d; v128 locals 17..22 one row's 4 values each
   const Q = (r: number) => 9 + r;
   const V = (r: number) => 17 + r;
-  const storeLane = (offset: number, lane: number) => [...simd(0x5a), 2, ...uleb(offset), lane];
   const quad = [
     ...Array.from({ length: MR }, (_, r) => [...get(Q(r)), ...vloadAt(0), ...set(V(r)), ...bump(Q(r), i32(16))]).flat(),
-    ...Array.from({ length: 4 }, (_, j) => Array.from({ length: MR }, (_, r) => [...get(16), ...get(V(r)), ...storeLane((j * MR + r) * 4, j)]).flat()).flat(),
+    ...Array.from({ length: 4 }, (_, j) => Array.from({ length: MR }, (_, r) => [...get(16), ...get(V(r)), ...vstoreLaneAt((j * MR + r) * 4, j)]).flat()).flat(),
     ...bump(16, i32(16 * MR)),
   ];
   const fast = [
-    ...Array.from({ length: MR }, (_, r) => [...get(0), ...get(1), ...i32(r), 0x6c, ...add, ...set(Q(r))]).flat(), // row r at src + r * sai
-    ...get(3), ...set(16), ...get(5), ...i32(2), 0x76, ...set(15), ...countdown(15, quad),
+    ...Array.from({ length: MR }, (_, r) => [...get(0), ...get(1), ...i32(r), ...mul, ...add, ...set(Q(r))]).flat(), // row r at src + r * sai
+    ...get(3), ...set(16), ...get(5), ...i32(2), ...shrU, ...set(15), ...countdown(15, quad),
     // The last K % 4 columns go through the element loop below.
-    ...get(0), ...get(5), ...i32(-4), 0x71, ...i32(4), 0x6c, ...add, ...set(0),
-    ...get(16), ...set(3), ...get(5), ...i32(3), 0x71, ...set(5),
+    ...get(0), ...get(5), ...i32(-4), ...and, ...i32(4), ...mul, ...add, ...set(0),
+    ...get(16), ...set(3), ...get(5), ...i32(3), ...and, ...set(5),
   ];
   const inner = [...get(3), ...get(8), ...f32loadAt(0), ...f32storeAt(0), ...bump(3, i32(4)), ...bump(8, get(1))];
   return [
-    ...get(2), ...i32(4), 0x46, ...get(4), ...i32(MR), 0x46, 0x71, ...ifElse(fast, []), // sak == 4 && mr == MR
+    ...get(2), ...i32(4), ...eq, ...get(4), ...i32(MR), ...eq, ...and, ...ifElse(fast, []), // sak == 4 && mr == MR
     ...get(5), ...set(6), ...countdown(6, [...get(0), ...set(8), ...get(4), ...set(7), ...countdown(7, inner), ...bump(0, get(2))]),
   ];
 }

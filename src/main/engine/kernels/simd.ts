@@ -7,7 +7,7 @@
  * wasm-asm.ts). Pointers are byte offsets; counts are in groups of 4 floats.
  */
 import * as tf from '@tensorflow/tfjs';
-import { F32, I32, V128, add, bump, code, countdown, fadd, fgt, flt, fmul, fnType, get, i32, moduleBytes as assemble, set, simd, splat, tee, uleb, vand, vload, vloadAt, vstore, vstoreAt } from './wasm-asm';
+import { F32, I32, V128, add, bump, code, countdown, fadd, fgt, flt, fmul, fnType, get, i32, moduleBytes as assemble, set, shrU, simd, splat, tee, uleb, vand, vload, vloadAt, vstore, vstoreAt } from './wasm-asm';
 
 /**
  * act_mask_sum(dy, y, dz, rows, c4, lo, hi, sums, counts): for each row of 4*c4 floats,
@@ -48,7 +48,7 @@ function fmaStridedBody(lanes: number): number[] {
   // 4*c4 floats (c4 a multiple of `lanes`), then t += ts, x += xs, d += ds (bytes).
   // Locals: 8 p, 9 q, 10 s, 11 k. Unrolled `lanes` vectors per iteration.
   const inner = [...fmaVectors(8, 9, 10, lanes), ...bump(8, i32(16 * lanes)), ...bump(9, i32(16 * lanes)), ...bump(10, i32(16 * lanes))];
-  const iterations = lanes === 1 ? get(3) : [...get(3), ...i32(Math.log2(lanes)), 0x76]; // c4 >> log2(lanes)
+  const iterations = lanes === 1 ? get(3) : [...get(3), ...i32(Math.log2(lanes)), ...shrU]; // c4 >> log2(lanes)
   const step = [...get(0), ...set(8), ...get(1), ...set(9), ...get(2), ...set(10), ...iterations, ...set(11), ...countdown(11, inner), ...bump(0, get(5)), ...bump(1, get(6)), ...bump(2, get(7))];
   return countdown(4, step);
 }

@@ -17,7 +17,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
 import { relaxedSimd } from './gemm-simd';
 import { backendMemory, heapOffset } from './simd';
-import { I32, V128, add, bump, code, countdown, fadd, fmadd, fmul, get, i32, ifElse, moduleBytes, set, simd, uleb, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
+import { I32, V128, add, bump, code, countdown, fadd, fmadd, fmul, get, i32, ifElse, moduleBytes, mul, set, simd, uleb, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
 
 /**
  * Up to this share of non-zeros the sparse path is used. Measured on one thread at
@@ -43,7 +43,7 @@ export function maskedShare(dataId: object): number | undefined {
 const i32load = (offset: number) => [0x28, 2, ...uleb(offset)];
 const i32store = (offset: number) => [0x36, 2, ...uleb(offset)];
 const [iadd4, bitmask4, swizzle, vne] = [simd(0xae), simd(0xa4), simd(0x0e), simd(0x42)];
-const [mul, shl, popcnt, geU, gtU, ret] = [0x6c, 0x74, 0x69, 0x4f, 0x4b, 0x0f];
+const [shl, popcnt, geU, gtU, ret] = [0x74, 0x69, 0x4f, 0x4b, 0x0f];
 
 /** while (local[p] < local[end]) { body } */
 const whileBelow = (p: number, end: number, body: number[]) => [0x02, 0x40, 0x03, 0x40, ...get(p), ...get(end), geU, 0x0d, 1, ...body, 0x0c, 0, 0x0b, 0x0b];
@@ -104,7 +104,7 @@ function gatherBody(w: number, relaxed: boolean): number[] {
   // params 0 out, 1 ostride, 2 rows, 3 ends, 4 p, 5 delta, 6 src, 7 scale; locals 8 end, 9 a (i32), 10 s, 11.. acc (v128)
   const [END, A, S] = [8, 9, 10];
   const ACC = (j: number) => 11 + j;
-  const body: number[] = [...get(6), ...get(4), ...i32load(0), ...get(7), mul, ...add, ...set(A), ...get(4), ...get(5), ...add, ...vloadSplatAt(0), ...set(S)];
+  const body: number[] = [...get(6), ...get(4), ...i32load(0), ...get(7), ...mul, ...add, ...set(A), ...get(4), ...get(5), ...add, ...vloadSplatAt(0), ...set(S)];
   for (let j = 0; j < w; j++) {
     body.push(...(relaxed ? [...get(A), ...vloadAt(16 * j), ...get(S), ...get(ACC(j)), ...fmadd] : [...get(A), ...vloadAt(16 * j), ...get(S), ...fmul, ...get(ACC(j)), ...fadd]), ...set(ACC(j)));
   }
@@ -129,7 +129,7 @@ function scatterBody(w: number, relaxed: boolean): number[] {
   // params 0 out, 1 ostride, 2 rows, 3 ends, 4 p, 5 delta, 6 src, 7 sstride; locals 8 end, 9 a (i32), 10 s, 11.. x (v128)
   const [END, A, S] = [8, 9, 10];
   const X = (j: number) => 11 + j;
-  const body: number[] = [...get(0), ...get(4), ...i32load(0), ...get(1), mul, ...add, ...set(A), ...get(4), ...get(5), ...add, ...vloadSplatAt(0), ...set(S)];
+  const body: number[] = [...get(0), ...get(4), ...i32load(0), ...get(1), ...mul, ...add, ...set(A), ...get(4), ...get(5), ...add, ...vloadSplatAt(0), ...set(S)];
   for (let j = 0; j < w; j++) {
     body.push(...get(A), ...(relaxed ? [...get(X(j)), ...get(S), ...get(A), ...vloadAt(16 * j), ...fmadd] : [...get(X(j)), ...get(S), ...fmul, ...get(A), ...vloadAt(16 * j), ...fadd]), ...vstoreAt(16 * j));
   }

@@ -79,12 +79,25 @@ async function tryWasm(threads: number): Promise<WasmInitResult> {
   return initWasmWithThreads(wasm, wasmDistDir(), threads);
 }
 
+/** The initialisation under way, shared by every caller until it settles. */
+let initializing: Promise<BackendReport> | null = null;
+
 /**
  * Initialise tfjs once per process. Safe to call again: returns the first report.
  * Set FINETUNE_BACKEND to one of tensorflow-gpu, tensorflow, wasm, cpu to force it.
  */
-export async function initBackend(options: BackendOptions = {}): Promise<BackendReport> {
-  if (current) return current;
+export function initBackend(options: BackendOptions = {}): Promise<BackendReport> {
+  if (current) return Promise.resolve(current);
+  // One initialisation at a time: callers that come while it runs (the engine worker's warm-up
+  // and the job that arrives meanwhile) share it. Two at once patched the same globals twice
+  // and raced tfjs' backend registry: the threaded init stalled into its 30 s fallback, or hung.
+  initializing ??= initOnce(options).finally(() => {
+    initializing = null;
+  });
+  return initializing;
+}
+
+async function initOnce(options: BackendOptions): Promise<BackendReport> {
   const prefer = options.prefer ?? (process.env.FINETUNE_BACKEND as BackendName | undefined);
   if (prefer && !BACKEND_ORDER.includes(prefer)) {
     throw new Error(`Unknown backend "${prefer}". Expected one of: ${BACKEND_ORDER.join(', ')}.`);

@@ -10,7 +10,9 @@ const createObjectURL = URL.createObjectURL;
 const OriginalBlob = globalThis.Blob;
 const readFileSync = fs.readFileSync;
 try {
-  const report = await initBackend({ prefer: 'wasm' });
+  // Two callers at once (the engine worker's warm-up and its first job) share one initialisation.
+  const [report, again] = await Promise.all([initBackend({ prefer: 'wasm' }), initBackend({ prefer: 'wasm' })]);
+  if (again !== report) throw new Error('concurrent initBackend calls initialised twice');
   const restored = os.cpus().length === realCpus && URL.createObjectURL === createObjectURL && globalThis.Blob === OriginalBlob && fs.readFileSync === readFileSync && tf.env().get('WASM_HAS_MULTITHREAD_SUPPORT') === false;
   // Big enough to use the pool: an all-ones 256x256 squared is 256 everywhere.
   const a = tf.ones([256, 256]);

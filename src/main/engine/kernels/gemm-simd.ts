@@ -88,6 +88,22 @@ const kernIndex = (mr: number, nv: number) => (mr - 1) * 2 + (nv - 1);
 const rowIndex = (mr: number) => 2 * MR + (mr - 1);
 const PACK = 3 * MR;
 const PACK_B = PACK + 1;
+const PANELS = PACK_B + 1;
+
+/**
+ * panels(pa, rsb, csb, sA, pb, pc, sc, K, flags, N, pbStep, pbias, lo, hi, count, packing):
+ * `count` full MR-row panels, one after another (packing each into sA first when asked),
+ * so a GEMM with small K and N (an early 1x1 conv: K 8, N 48, M 400k) makes two calls
+ * from JS per column block instead of two per 6 rows: those calls had cost as much as the
+ * arithmetic. A's rows are rsb bytes apart, its K steps csb; C's rows sc.
+ */
+function panelsBody(): number[] {
+  // params 0 pa, 1 rsb, 2 csb, 3 sA, 4 pb, 5 pc, 6 sc, 7 K, 8 flags, 9 N, 10 pbStep, 11 pbias, 12 lo, 13 hi (f32), 14 count, 15 packing
+  const row = (pa: number[], sa: number[]) => [...pa, ...sa, ...get(4), ...get(5), ...get(6), ...get(7), ...get(8), ...get(9), ...get(10), ...get(11), ...get(12), ...get(13), ...call(rowIndex(MR))];
+  const packed = [...get(0), ...get(1), ...get(2), ...get(3), ...i32(MR), ...get(7), ...call(PACK), ...row(get(3), i32(4 * MR))];
+  const direct = row(get(0), get(2));
+  return countdown(14, [...get(15), ...ifElse(packed, direct), ...bump(0, [...get(1), ...i32(MR), ...mul]), ...bump(5, [...get(6), ...i32(MR), ...mul])]);
+}
 
 /**
  * row(pa, sa, pb, pc, sc, K, flags, N, pbStep, pbias, lo, hi): all column tiles of one row
@@ -150,9 +166,9 @@ function gemmModule(shared: boolean, relaxed: boolean): Uint8Array<ArrayBuffer> 
     }
   }
   const rows = Array.from({ length: MR }, (_, i) => code([[1, I32]], rowBody(i + 1)));
-  const types = [fnType([...new Array(9).fill(I32), F32, F32]), fnType([...new Array(10).fill(I32), F32, F32]), fnType(new Array(6).fill(I32)), fnType(new Array(5).fill(I32))];
-  const exports: [string, number][] = [...Array.from({ length: MR }, (_, i): [string, number] => [`row${i + 1}`, rowIndex(i + 1)]), ['pack', PACK], ['pack_b', PACK_B]];
-  return moduleBytes(shared, types, [...new Array(2 * MR).fill(0), ...new Array(MR).fill(1), 2, 3], exports, [...kernels, ...rows, code([[11, I32], [MR, V128]], packBody()), code([[3, I32]], packBBody())]);
+  const types = [fnType([...new Array(9).fill(I32), F32, F32]), fnType([...new Array(10).fill(I32), F32, F32]), fnType(new Array(6).fill(I32)), fnType(new Array(5).fill(I32)), fnType([...new Array(12).fill(I32), F32, F32, I32, I32])];
+  const exports: [string, number][] = [...Array.from({ length: MR }, (_, i): [string, number] => [`row${i + 1}`, rowIndex(i + 1)]), ['pack', PACK], ['pack_b', PACK_B], ['panels', PANELS]];
+  return moduleBytes(shared, types, [...new Array(2 * MR).fill(0), ...new Array(MR).fill(1), 2, 3, 4], exports, [...kernels, ...rows, code([[11, I32], [MR, V128]], packBody()), code([[3, I32]], packBBody()), code([], panelsBody())]);
 }
 
 let relaxedChecked: boolean | null = null;
@@ -183,12 +199,14 @@ export function relaxedSimd(): boolean {
 }
 
 type RowFn = (pa: number, sa: number, pb: number, pc: number, sc: number, k: number, flags: number, n: number, pbStep: number, pbias: number, lo: number, hi: number) => void;
+type PanelsFn = (pa: number, rsb: number, csb: number, sA: number, pb: number, pc: number, sc: number, k: number, flags: number, n: number, pbStep: number, pbias: number, lo: number, hi: number, count: number, packing: number) => void;
 
 export interface Gemm {
   readonly relaxed: boolean;
   readonly rows: RowFn[];
   readonly pack: (src: number, sai: number, sak: number, dst: number, mr: number, k: number) => void;
   readonly packB: (src: number, ldb: number, dst: number, kc: number, n8: number) => void;
+  readonly panels: PanelsFn;
   /** The second thread, started on first use (null: single-threaded memory or no workers). */
   helper(): GemmHelper | null;
   /**
@@ -219,6 +237,7 @@ export function gemmFor(backend: tf.KernelBackend, relaxed = relaxedSimd()): Gem
       rows: Array.from({ length: MR }, (_, i) => e[`row${i + 1}`] as RowFn),
       pack: e.pack as Gemm['pack'],
       packB: e.pack_b as Gemm['packB'],
+      panels: e.panels as PanelsFn,
       helper: () => (helper === undefined ? (helper = shared ? GemmHelper.start(module, memory) : null) : helper),
       scratch: (io, floats) => {
         if (!scratch || scratch.floats < floats) {
@@ -273,7 +292,7 @@ const P_LEN = 20;
  * function from its source. K chunks > column blocks (B packed into 8-column panels) >
  * MR-row panels of A (packed K-major when A's rows are contiguous) > 8-column tiles.
  */
-function driveGemm(rows: RowFn[], pack: Gemm['pack'], packB: Gemm['packB'], p: Float64Array): void {
+function driveGemm({ rows, pack, packB, panels }: Pick<Gemm, 'rows' | 'pack' | 'packB' | 'panels'>, p: Float64Array): void {
   const [a0, rs, cs, b0, ldb, c0, ldc, m, n, k, acc, clamp, lo, hi, bias0, sA, sB, nc0, KC, MR] = p;
   for (let k0 = 0; k0 < k; k0 += KC) {
     const kc = Math.min(KC, k - k0);
@@ -285,7 +304,11 @@ function driveGemm(rows: RowFn[], pack: Gemm['pack'], packB: Gemm['packB'], p: F
       // Full 8-column panels, then a 4-column remainder (rows 16 bytes apart).
       packB(b0 + (k0 * ldb + j0) * 4, ldb * 4, sB, kc, n8);
       if (nc & 4) pack(b0 + (k0 * ldb + j0 + 8 * n8) * 4, 4, ldb * 4, sB + n8 * kc * 32, 4, kc);
-      for (let i0 = 0; i0 < m; i0 += MR) {
+      const full = Math.floor(m / MR);
+      const pbias = bias0 ? bias0 + j0 * 4 : 0;
+      // The full row panels in one call (packed K-major first when A's rows are not contiguous), then the rest.
+      if (full) panels(a0 + k0 * cs * 4, rs * 4, cs * 4, sA, sB, c0 + j0 * 4, ldc * 4, kc, flags, nc, kc * 32, pbias, lo, hi, full, rs !== 1 ? 1 : 0);
+      for (let i0 = full * MR; i0 < m; i0 += MR) {
         const mr = Math.min(MR, m - i0);
         let pa = a0 + (i0 * rs + k0 * cs) * 4;
         let sa = cs * 4;
@@ -294,7 +317,7 @@ function driveGemm(rows: RowFn[], pack: Gemm['pack'], packB: Gemm['packB'], p: F
           pa = sA;
           sa = mr * 4;
         }
-        rows[mr - 1](pa, sa, sB, c0 + (i0 * ldc + j0) * 4, ldc * 4, kc, flags, nc, kc * 32, bias0 ? bias0 + j0 * 4 : 0, lo, hi);
+        rows[mr - 1](pa, sa, sB, c0 + (i0 * ldc + j0) * 4, ldc * 4, kc, flags, nc, kc * 32, pbias, lo, hi);
       }
     }
   }
@@ -331,7 +354,7 @@ for (;;) {
   for (let spin = 0; Atomics.load(ctrl, 0) === seen; spin++) if (spin > 20000) { Atomics.wait(ctrl, 0, seen); spin = 0; }
   seen = Atomics.load(ctrl, 0);
   if (seen < 0) break;
-  try { drive(rows, e.pack, e.pack_b, params); } catch (err) { Atomics.store(ctrl, 2, 1); }
+  try { drive({ rows, pack: e.pack, packB: e.pack_b, panels: e.panels }, params); } catch (err) { Atomics.store(ctrl, 2, 1); }
   Atomics.store(ctrl, 1, seen);
   Atomics.notify(ctrl, 1);
 }`;
@@ -438,12 +461,12 @@ export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
     }
     const seq = helper.post();
     try {
-      driveGemm(g.rows, g.pack, g.packB, p);
+      driveGemm(g, p);
     } finally {
       helper.join(seq);
     }
   } else {
-    driveGemm(g.rows, g.pack, g.packB, p);
+    driveGemm(g, p);
   }
   return true;
 }

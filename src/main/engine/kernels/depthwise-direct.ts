@@ -257,18 +257,35 @@ export function depthwiseDirect(io: BackendIO, g: DwGeometry, x: TensorInfo, fil
   const out = io.alloc([g.n, g.ho, g.wo, g.c]);
   const zeros = bias ? null : io.alloc([g.c], true);
   const [wAt, bAt, oAt] = [heapOffset(backend, filter), heapOffset(backend, bias ?? zeros!), heapOffset(backend, out)];
-  const c4 = g.c / 4;
-  const band = bandRows(g);
-  for (let n = 0; n < g.n; n++) {
-    m.rows.forEach((r, i) => {
-      for (let a = r.o0; a < r.o1; a += band) {
-        const rows = Math.min(band, r.o1 - a);
-        m.cols.forEach((c, j) => m.fwd[i][j](xAt + windowAt(g, n, a, c.o0), wAt, bAt, oAt + ((n * g.ho + a) * g.wo + c.o0) * g.c * 4, rows, c.o1 - c.o0, c4, lo, hi));
-      }
-    });
-  }
+  for (let n = 0; n < g.n; n++) forwardRows(m, g, xAt + n * g.h * g.w * g.c * 4, wAt, bAt, oAt + n * g.ho * g.wo * g.c * 4, 0, g.ho, lo, hi);
   if (zeros) io.dispose(zeros);
   return out;
+}
+
+/**
+ * Output rows [o0, o1) of one image. `x` and `out` are the byte addresses where that image's
+ * row 0 is (or would be: a caller holding only some input rows passes a virtual start; only
+ * the rows these outputs' windows need are read).
+ */
+function forwardRows(m: DwModule, g: DwGeometry, x: number, w: number, b: number, out: number, o0: number, o1: number, lo: number, hi: number): void {
+  const c4 = g.c / 4;
+  const band = bandRows(g);
+  m.rows.forEach((r, i) => {
+    const end = Math.min(r.o1, o1);
+    for (let a = Math.max(r.o0, o0); a < end; a += band) {
+      const rows = Math.min(band, end - a);
+      m.cols.forEach((c, j) => m.fwd[i][j](x + windowAt(g, 0, a, c.o0), w, b, out + (a * g.wo + c.o0) * g.c * 4, rows, c.o1 - c.o0, c4, lo, hi));
+    }
+  });
+}
+
+/**
+ * The direct forward kernel for `g` as a function of output rows of one image (see
+ * forwardRows), for a caller that produces the input band by band; null when not handled.
+ */
+export function depthwiseRowsKernel(backend: tf.KernelBackend, g: DwGeometry): ((x: number, w: number, b: number, out: number, o0: number, o1: number, lo: number, hi: number) => void) | null {
+  const m = moduleFor(backend, g);
+  return m && ((x, w, b, out, o0, o1, lo, hi) => forwardRows(m, g, x, w, b, out, o0, o1, lo, hi));
 }
 
 /**

@@ -10,6 +10,7 @@ import { registerFoldKernels } from './fold';
 import { registerConvBnActKernel } from './fused-unit';
 import { registerGlobalPoolKernels } from './global-pool';
 import { registerSharingIdentity } from './identity';
+import { registerInvertedResidualKernel } from './inverted-residual';
 import { conv2DBackpropFilter, conv2DBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './conv-grads';
 
 type KernelFunc = tf.KernelConfig['kernelFunc'];
@@ -44,6 +45,7 @@ export function registerTrainingKernels(): string[] {
   registerGlobalPoolKernels();
   registerSharingIdentity();
   registerAdamKernel();
+  registerInvertedResidualKernel();
   registered = true;
   return KERNELS.map(([n]) => n);
 }

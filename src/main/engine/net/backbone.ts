@@ -121,7 +121,7 @@ export class KerasBackbone implements BackboneNet {
     const [from, to] = this.range(x, options);
     if (from === to) return x.clone();
     for (let g = from; g < to; g++) if (this.dirty.has(g) && !this.trainable.has(g)) this.fold(g);
-    return withoutTape(() => tf.tidy(() => this.run(x, from, to, false)));
+    return withoutTape(() => tf.tidy(() => this.run(x, from, to, false, true)));
   }
 
   forwardTrainable(x: tf.Tensor, options: BackboneForwardOptions & { training?: boolean } = {}): tf.Tensor {
@@ -185,13 +185,14 @@ export class KerasBackbone implements BackboneNet {
     return this.vars.get(name) ?? this.masters.get(name)!;
   }
 
-  private run(x: tf.Tensor, from: number, to: number, training: boolean): tf.Tensor {
+  private run(x: tf.Tensor, from: number, to: number, training: boolean, noTape = false): tf.Tensor {
     const ctx: RunContext = {
       weight: (n) => this.current(n),
       folded: (node) => this.folded.get(node.key),
       trainable: (node) => this.trainable.has(node.group),
       batchStats: training && this.bnStats,
       fusedUnits: this.fusedUnits,
+      noTape,
     };
     const nodes = this.groupNodes.slice(from, to).flat();
     return runNodes(nodes, this.net.boundaryKeys[from], x, this.net.boundaryKeys[to], ctx);

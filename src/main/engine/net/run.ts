@@ -9,6 +9,7 @@ import type { BnPart, ConvPart, NetNode, NodeOp } from './compile';
 import type { Act } from './topology';
 import { convBnAct, frozenConvForward } from '../kernels/fused-unit';
 import { foldConvBnOp, hasFoldKernels } from '../kernels/fold';
+import { invertedResidual, invertedResidualSupported, invertedResidualsEnabled, type Clamp, type InvertedResidualAttrs } from '../kernels/inverted-residual';
 
 export interface FoldedConv {
   filter: tf.Tensor4D;
@@ -33,6 +34,8 @@ export interface RunContext {
   batchStats: boolean;
   /** Use the hand-written fused conv+BN+ReLU6 gradient (false: tfjs autodiff, for tests). */
   fusedUnits: boolean;
+  /** The run is outside any gradient tape: frozen inverted-residual blocks may run as one kernel. */
+  noTape?: boolean;
 }
 
 const FUSED = new Set(['linear', 'relu', 'relu6']);
@@ -169,6 +172,53 @@ export function runNode(node: NetNode, ins: tf.Tensor[], ctx: RunContext): tf.Te
   }
 }
 
+type ConvNode = NetNode & { op: Extract<NodeOp, { kind: 'conv' }> };
+
+const clampOf = (act: Act): Clamp | undefined => {
+  if (act.maxValue != null) return undefined;
+  return act.name === 'linear' ? null : act.name === 'relu' ? [0, Infinity] : act.name === 'relu6' ? [0, 6] : undefined;
+};
+const isPointwise = (n: NetNode): n is ConvNode => n.op.kind === 'conv' && !n.op.conv.depthwise && n.op.conv.kernelShape[0] === 1 && n.op.conv.kernelShape[1] === 1 && n.op.conv.strides[0] === 1 && n.op.conv.strides[1] === 1 && (n.op.conv.pad === 'same' || n.op.conv.pad === 'valid');
+
+/**
+ * A frozen inverted-residual block starting at nodes[i] ([1x1 expand ->] depthwise -> 1x1
+ * project [-> add of the block's input]), each intermediate used only inside it, when the
+ * block kernel handles it: the nodes it covers, its attributes and its input key.
+ */
+function blockAt(nodes: NetNode[], i: number, uses: Map<string, number>, outputKey: string, env: Map<string, tf.Tensor>, ctx: RunContext): { count: number; attrs: InvertedResidualAttrs; expand?: ConvNode; dw: ConvNode; project: ConvNode } | null {
+  const first = nodes[i];
+  const expand = isPointwise(first) ? first : undefined;
+  const dw = nodes[i + (expand ? 1 : 0)];
+  const project = nodes[i + (expand ? 2 : 1)];
+  if (!dw || !project || dw.op.kind !== 'conv' || !dw.op.conv.depthwise || !isPointwise(project)) return null;
+  const chain = expand ? [expand, dw, project] : [dw, project];
+  for (let j = 1; j < chain.length; j++) if (chain[j].inputs.length !== 1 || chain[j].inputs[0] !== chain[j - 1].key) return null;
+  for (const n of chain) if (ctx.trainable(n)) return null;
+  for (const n of chain.slice(0, -1)) if (uses.get(n.key) !== 1 || n.key === outputKey) return null;
+  const clamps = chain.map((n) => clampOf((n as ConvNode).op.act));
+  if (clamps.some((c) => c === undefined)) return null;
+  const inputKey = first.inputs[0];
+  const add = nodes[i + chain.length];
+  const residual = !!add && add.op.kind === 'merge' && add.op.op === 'add' && add.inputs.length === 2 && add.inputs.includes(project.key) && add.inputs.includes(inputKey) && uses.get(project.key) === 1 && project.key !== outputKey;
+  const x = env.get(inputKey)?.shape;
+  const c = (dw as ConvNode).op.conv;
+  const attrs: InvertedResidualAttrs = { expand: !!expand, expandClamp: expand ? clamps[0]! : null, dwClamp: clamps[chain.length - 2]!, projectClamp: clamps[chain.length - 1]!, residual, strides: c.strides, pad: c.pad, dilations: c.dilations };
+  if (!x || !invertedResidualSupported(x, { ef: expand?.op.conv.kernelShape, df: c.kernelShape, pf: project.op.conv.kernelShape }, attrs)) return null;
+  return { count: chain.length + (residual ? 1 : 0), attrs, expand, dw: dw as ConvNode, project };
+}
+
+/** Run a block found by blockAt on x (frozen: folded weights). */
+function runBlock(b: NonNullable<ReturnType<typeof blockAt>>, x: tf.Tensor4D, ctx: RunContext): tf.Tensor {
+  const weights = (n: ConvNode) => {
+    const { filter, bias } = (ctx.folded(n) as FoldedConv | undefined) ?? foldConvBn(n.op.conv, n.op.bn, (k) => ctx.weight(k));
+    return [filter, bias ?? tf.zeros([filter.shape[n.op.conv.depthwise ? 2 : 3]])] as const;
+  };
+  const [ef, eb] = b.expand ? weights(b.expand) : [undefined, undefined];
+  const [df, db] = weights(b.dw);
+  const [pf, pb] = weights(b.project);
+  return invertedResidual(x, { ef, eb, df, db, pf, pb }, b.attrs);
+}
+
 /**
  * Run `nodes` (a contiguous slice in topological order) from `inputKey` = x to `outputKey`.
  * Intermediates are disposed as soon as their last consumer ran; `x` is never disposed.
@@ -176,16 +226,31 @@ export function runNode(node: NetNode, ins: tf.Tensor[], ctx: RunContext): tf.Te
 export function runNodes(nodes: NetNode[], inputKey: string, x: tf.Tensor, outputKey: string, ctx: RunContext): tf.Tensor {
   const remaining = new Map<string, number>();
   for (const n of nodes) for (const i of n.inputs) remaining.set(i, (remaining.get(i) ?? 0) + 1);
+  const uses = new Map(remaining);
+  const blocks = ctx.noTape && invertedResidualsEnabled();
   const env = new Map<string, tf.Tensor>([[inputKey, x]]);
-  for (const n of nodes) {
-    const ins = n.inputs.map((k) => {
-      const t = env.get(k);
-      if (!t) throw new Error(`internal: tensor "${k}" needed by "${n.key}" is not available`);
-      return t;
-    });
-    const y = runNode(n, ins, ctx);
+  for (let at = 0; at < nodes.length; at++) {
+    let n = nodes[at];
+    const block = blocks ? blockAt(nodes, at, uses, outputKey, env, ctx) : null;
+    let inputs = n.inputs;
+    let y: tf.Tensor;
+    if (block) {
+      // The block's nodes run as one; their outside inputs are consumed as theirs would be.
+      const covered = nodes.slice(at, at + block.count);
+      inputs = covered.flatMap((c) => c.inputs).filter((k) => !covered.some((c) => c.key === k));
+      n = covered[covered.length - 1];
+      y = runBlock(block, env.get(covered[0].inputs[0]) as tf.Tensor4D, ctx);
+      at += block.count - 1;
+    } else {
+      const ins = n.inputs.map((k) => {
+        const t = env.get(k);
+        if (!t) throw new Error(`internal: tensor "${k}" needed by "${n.key}" is not available`);
+        return t;
+      });
+      y = runNode(n, ins, ctx);
+    }
     env.set(n.key, y);
-    for (const k of n.inputs) {
+    for (const k of inputs) {
       const left = remaining.get(k)! - 1;
       remaining.set(k, left);
       if (left > 0 || k === outputKey) continue;

@@ -16,7 +16,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { relaxedSimd } from './gemm-simd';
+import { LIST_CALL, relaxedSimd, type GemmHelper } from './gemm-simd';
 import type { ConvInfo } from './loops';
 import { backendMemory, heapOffset } from './simd';
 import { F32, I32, V128, bump, code, countdown, fadd, fmadd, fmul, fnType, fpmax, fpmin, get, i32, moduleBytes, set, simd, splat, vload, vloadAt, vstore, vstoreAt, vzero } from './wasm-asm';
@@ -73,6 +73,9 @@ interface DwModule {
   fwd: FwdFn[][];
   grad: GradFn[][];
   flush: (tmp: number, totals: number, n4: number) => void;
+  /** The compiled module and fwd's export names, for a helper thread's own instance. */
+  module: WebAssembly.Module;
+  fwdNames: string[][];
 }
 
 /** Runs with the same in-bounds taps share one function. */
@@ -176,9 +179,11 @@ function buildModule(memory: WebAssembly.Memory, g: DwGeometry, relaxed: boolean
   const exports: [string, number][] = [...keys.map((k, f): [string, number] => [`fwd${k}`, f]), ...keys.map((k, f): [string, number] => [`grad${k}`, keys.length + f]), ['flush', 2 * keys.length]];
   const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
   const bytes = moduleBytes(shared, types, [...keys.map(() => 0), ...keys.map(() => 1), 2], exports, codes);
-  const e = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, never>;
-  const table = <F>(prefix: string) => rows.map((r) => cols.map((c) => e[`${prefix}${variantKey(r, c)}`] as F));
-  return { rows, cols, fwd: table<FwdFn>('fwd'), grad: table<GradFn>('grad'), flush: e.flush };
+  const module = new WebAssembly.Module(bytes);
+  const e = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, never>;
+  const names = (prefix: string) => rows.map((r) => cols.map((c) => `${prefix}${variantKey(r, c)}`));
+  const table = <F>(prefix: string) => names(prefix).map((row) => row.map((name) => e[name] as F));
+  return { rows, cols, fwd: table<FwdFn>('fwd'), grad: table<GradFn>('grad'), flush: e.flush, module, fwdNames: names('fwd') };
 }
 
 const modules = new WeakMap<WebAssembly.Memory, Map<string, DwModule>>();
@@ -263,29 +268,41 @@ export function depthwiseDirect(io: BackendIO, g: DwGeometry, x: TensorInfo, fil
 }
 
 /**
- * Output rows [o0, o1) of one image. `x` and `out` are the byte addresses where that image's
- * row 0 is (or would be: a caller holding only some input rows passes a virtual start; only
- * the rows these outputs' windows need are read).
+ * Output rows [o0, o1) of one image, as calls call(i, j, args) of fwd[i][j]. `x` and `out`
+ * are the byte addresses where that image's row 0 is (or would be: a caller holding only
+ * some input rows passes a virtual start; only the rows these outputs' windows need are read).
  */
-function forwardRows(m: DwModule, g: DwGeometry, x: number, w: number, b: number, out: number, o0: number, o1: number, lo: number, hi: number): void {
+function forwardRows(m: DwModule, g: DwGeometry, x: number, w: number, b: number, out: number, o0: number, o1: number, lo: number, hi: number, call: (i: number, j: number, args: Parameters<FwdFn>) => void = (i, j, args) => m.fwd[i][j](...args)): void {
   const c4 = g.c / 4;
   const band = bandRows(g);
   m.rows.forEach((r, i) => {
     const end = Math.min(r.o1, o1);
     for (let a = Math.max(r.o0, o0); a < end; a += band) {
       const rows = Math.min(band, end - a);
-      m.cols.forEach((c, j) => m.fwd[i][j](x + windowAt(g, 0, a, c.o0), w, b, out + (a * g.wo + c.o0) * g.c * 4, rows, c.o1 - c.o0, c4, lo, hi));
+      m.cols.forEach((c, j) => call(i, j, [x + windowAt(g, 0, a, c.o0), w, b, out + (a * g.wo + c.o0) * g.c * 4, rows, c.o1 - c.o0, c4, lo, hi]));
     }
   });
 }
 
-/**
- * The direct forward kernel for `g` as a function of output rows of one image (see
- * forwardRows), for a caller that produces the input band by band; null when not handled.
- */
-export function depthwiseRowsKernel(backend: tf.KernelBackend, g: DwGeometry): ((x: number, w: number, b: number, out: number, o0: number, o1: number, lo: number, hi: number) => void) | null {
+/** The direct forward kernel for `g` as a function of output rows of one image (see forwardRows). */
+export interface DwRows {
+  /** Run output rows [o0, o1) here. */
+  run(x: number, w: number, b: number, out: number, o0: number, o1: number, lo: number, hi: number): void;
+  /** Append the same calls to `list`, for `helper` to run (GemmHelper.runList). */
+  record(helper: GemmHelper, list: number[], x: number, w: number, b: number, out: number, o0: number, o1: number, lo: number, hi: number): void;
+}
+
+/** The row-band form of the direct forward kernel, for a caller that produces its input band by band; null when not handled. */
+export function depthwiseRowsKernel(backend: tf.KernelBackend, g: DwGeometry): DwRows | null {
   const m = moduleFor(backend, g);
-  return m && ((x, w, b, out, o0, o1, lo, hi) => forwardRows(m, g, x, w, b, out, o0, o1, lo, hi));
+  if (!m) return null;
+  return {
+    run: (x, w, b, out, o0, o1, lo, hi) => forwardRows(m, g, x, w, b, out, o0, o1, lo, hi),
+    record: (helper, list, x, w, b, out, o0, o1, lo, hi) => {
+      const ids = m.fwdNames.map((row) => helper.functionIds(m.module, row));
+      forwardRows(m, g, x, w, b, out, o0, o1, lo, hi, (i, j, args) => list.push(LIST_CALL, ids[i][j], args.length, ...args));
+    },
+  };
 }
 
 /**

@@ -15,7 +15,7 @@
  * panels are first packed K-major (MR x KC floats of scratch).
  */
 import v8 from 'node:v8';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
 import { F32, I32, V128, add, and, bump, call, code, countdown, eq, fadd, fmadd, fmul, fnType, fpmax, fpmin, f32loadAt, f32storeAt, get, i32, ifElse, moduleBytes, mul, set, shrU, splat, tee, vloadAt, vloadSplatAt, vstoreAt, vstoreLaneAt, vzero } from './wasm-asm';
@@ -323,17 +323,28 @@ function driveGemm({ rows, pack, packB, panels }: Pick<Gemm, 'rows' | 'pack' | '
   }
 }
 
+/** Ops of a call list (Float64 words) run by the helper thread; see GemmHelper.runList. */
+export const LIST_GEMM = 1;
+export const LIST_CALL = 2;
+export const LIST_COPY = 3;
+
 /**
- * A second thread for the GEMM (threaded wasm build, 2+ threads): a worker_thread with its
- * own instance of the same module on the backend's shared memory takes half of the rows
- * or columns. Hand-off through Atomics on a small shared control block; the helper spins
- * briefly for the next GEMM of a step, then sleeps.
+ * A second thread for our kernels (threaded wasm build, 2+ threads): a worker_thread with its
+ * own instances of our modules on the backend's shared memory. It takes half of a GEMM's
+ * rows or columns (`params`), or runs a call list: GEMMs, calls of registered module
+ * exports, and heap copies, recorded by a kernel for its share of the work (runList).
+ * Hand-off through Atomics on a small shared control block; the helper spins briefly for
+ * the next task of a step, then sleeps. Modules and list buffers reach it through a
+ * MessagePort it reads synchronously (receiveMessageOnPort) when woken.
  */
-class GemmHelper {
+export class GemmHelper {
   private readonly ctrl: Int32Array;
   readonly params: Float64Array;
   private seq = 0;
-  private constructor(private readonly worker: Worker, sab: SharedArrayBuffer) {
+  private list: Float64Array<ArrayBufferLike> = new Float64Array(0);
+  private functions = 0;
+  private readonly ids = new WeakMap<WebAssembly.Module, Map<string, number>>();
+  private constructor(private readonly worker: Worker, sab: SharedArrayBuffer, private readonly port: MessagePort) {
     this.ctrl = new Int32Array(sab, 0, 4);
     this.params = new Float64Array(sab, 16, P_LEN);
   }
@@ -341,33 +352,83 @@ class GemmHelper {
   static start(module: WebAssembly.Module, memory: WebAssembly.Memory): GemmHelper | null {
     try {
       const sab = new SharedArrayBuffer(16 + 8 * P_LEN);
+      const { port1, port2 } = new MessageChannel();
       const source = `
-const { workerData } = require('node:worker_threads');
-const { module, memory, sab, mr } = workerData;
+const { workerData, receiveMessageOnPort } = require('node:worker_threads');
+const { module, memory, sab, mr, port } = workerData;
 const e = new WebAssembly.Instance(module, { env: { memory } }).exports;
-const rows = Array.from({ length: mr }, (_, i) => e['row' + (i + 1)]);
+const gemmFns = { rows: Array.from({ length: mr }, (_, i) => e['row' + (i + 1)]), pack: e.pack, packB: e.pack_b, panels: e.panels };
 const drive = ${driveGemm.toString()};
 const ctrl = new Int32Array(sab, 0, 4);
 const params = new Float64Array(sab, 16, ${P_LEN});
+const fns = [];
+let list = new Float64Array(0);
+function runList(n) {
+  const heap = new Float32Array(memory.buffer);
+  for (let i = 0; i < n; ) {
+    const op = list[i];
+    if (op === ${LIST_GEMM}) { drive(gemmFns, list.subarray(i + 1, i + 1 + ${P_LEN})); i += 1 + ${P_LEN}; }
+    else if (op === ${LIST_CALL}) { const argc = list[i + 2]; fns[list[i + 1]](...list.subarray(i + 3, i + 3 + argc)); i += 3 + argc; }
+    else if (op === ${LIST_COPY}) { heap.copyWithin(list[i + 1], list[i + 2], list[i + 2] + list[i + 3]); i += 4; }
+    else throw new Error('bad list op ' + op);
+  }
+}
 let seen = 0;
 for (;;) {
   for (let spin = 0; Atomics.load(ctrl, 0) === seen; spin++) if (spin > 20000) { Atomics.wait(ctrl, 0, seen); spin = 0; }
   seen = Atomics.load(ctrl, 0);
   if (seen < 0) break;
-  try { drive({ rows, pack: e.pack, packB: e.pack_b, panels: e.panels }, params); } catch (err) { Atomics.store(ctrl, 2, 1); }
+  try {
+    for (let m; (m = receiveMessageOnPort(port)); ) {
+      const msg = m.message;
+      if (msg.module) { const x = new WebAssembly.Instance(msg.module, { env: { memory } }).exports; for (const name of msg.names) fns.push(x[name]); }
+      if (msg.list) list = new Float64Array(msg.list);
+    }
+    const n = Atomics.load(ctrl, 3);
+    if (n > 0) runList(n); else drive(gemmFns, params);
+  } catch (err) { Atomics.store(ctrl, 2, 1); }
   Atomics.store(ctrl, 1, seen);
   Atomics.notify(ctrl, 1);
 }`;
-      const worker = new Worker(source, { eval: true, workerData: { module, memory, sab, mr: MR } });
+      const worker = new Worker(source, { eval: true, workerData: { module, memory, sab, mr: MR, port: port2 }, transferList: [port2] });
       worker.unref();
-      return new GemmHelper(worker, sab);
+      port1.unref();
+      return new GemmHelper(worker, sab, port1);
     } catch {
       return null;
     }
   }
 
+  /** The helper's function ids of `names` exported by `module` (instantiated there on first use). */
+  functionIds(module: WebAssembly.Module, names: string[]): number[] {
+    let known = this.ids.get(module);
+    if (!known) this.ids.set(module, (known = new Map()));
+    const missing = [...new Set(names.filter((n) => !known!.has(n)))];
+    if (missing.length) {
+      this.port.postMessage({ module, names: missing });
+      for (const n of missing) known.set(n, this.functions++);
+    }
+    return names.map((n) => known!.get(n)!);
+  }
+
   /** Start the helper on `params` (already filled in). */
   post(): number {
+    Atomics.store(this.ctrl, 3, 0);
+    return this.wake();
+  }
+
+  /** Start the helper on a call list of `length` words (LIST_* ops); join() waits for it. */
+  runList(words: ArrayLike<number>, length: number): number {
+    if (this.list.length < length) {
+      this.list = new Float64Array(new SharedArrayBuffer(8 * Math.max(length, 2 * this.list.length)));
+      this.port.postMessage({ list: this.list.buffer });
+    }
+    for (let i = 0; i < length; i++) this.list[i] = words[i];
+    Atomics.store(this.ctrl, 3, length);
+    return this.wake();
+  }
+
+  private wake(): number {
     this.seq = (this.seq % 0x3fffffff) + 1;
     Atomics.store(this.ctrl, 0, this.seq);
     Atomics.notify(this.ctrl, 0);
@@ -401,23 +462,20 @@ export function gemmThreadCount(): number {
 /** Below this many multiply-adds a second thread costs more than it saves. */
 const SPLIT_MIN_MACS = 1 << 20;
 
-/** C (+)= A B on the wasm heap; false (nothing done) when N is not a multiple of 4. */
-export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
-  if (o.n % 4 !== 0) return false;
-  if (o.m === 0 || o.n === 0) return true;
-  if (o.k === 0) {
-    if (!o.accumulate) for (let i = 0; i < o.m; i++) io.view(o.c).fill(0, (o.cOffset ?? 0) + i * o.ldc, (o.cOffset ?? 0) + i * o.ldc + o.n);
-    return true;
-  }
-  const backend = io.backend;
-  const at = (t: TensorInfo, off = 0) => heapOffset(backend, t) + off * 4;
+/** Blocking of a GEMM: its K and N block sizes and the scratch floats one thread packs into. */
+function blocking(o: GemmOperands): { kc0: number; nc0: number; aFloats: number; bFloats: number } {
   const kc0 = Math.min(o.k, KC);
   const nc0 = Math.min(o.n, Math.max(8, Math.floor(B_BLOCK / Math.max(1, kc0) / 8) * 8));
-  const helper = gemmThreads > 1 && o.m * o.n * o.k >= SPLIT_MIN_MACS && (o.m >= 2 * MR || o.n >= 16) ? g.helper() : null;
-  const parts = helper ? 2 : 1;
-  const aFloats = o.aRowStride !== 1 ? MR * kc0 : 0;
-  const bFloats = Math.ceil(nc0 / 8) * 8 * kc0;
-  const scratch = g.scratch(io, parts * (aFloats + bFloats));
+  return { kc0, nc0, aFloats: o.aRowStride !== 1 ? MR * kc0 : 0, bFloats: Math.ceil(nc0 / 8) * 8 * kc0 };
+}
+
+/** Scratch floats one thread's share of any GEMM needs at most (see blocking). */
+export const GEMM_SCRATCH_FLOATS = MR * KC + B_BLOCK + 8 * KC;
+
+/** The whole GEMM as one thread's parameters, packing into `scratch` (byte offset). */
+function plan(backend: tf.KernelBackend, o: GemmOperands, scratch: number): Float64Array {
+  const at = (t: TensorInfo, off = 0) => heapOffset(backend, t) + off * 4;
+  const { nc0, aFloats } = blocking(o);
   const p = new Float64Array(P_LEN);
   p[P.a0] = at(o.a, o.aOffset);
   p[P.rs] = o.aRowStride;
@@ -435,10 +493,41 @@ export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
   p[P.hi] = o.hi ?? Infinity;
   p[P.bias0] = o.bias ? at(o.bias) : 0;
   p[P.sA] = aFloats ? scratch : 0;
-  p[P.sB] = scratch + parts * aFloats * 4;
+  p[P.sB] = scratch + aFloats * 4;
   p[P.nc0] = nc0;
   p[P.KC] = KC;
   p[P.MR] = MR;
+  return p;
+}
+
+/**
+ * A GEMM on this thread only, packing into `scratch` (a byte offset with GEMM_SCRATCH_FLOATS
+ * floats), or, with `record`, appended to a helper's call list instead (LIST_GEMM). For
+ * kernels that split their own work between the threads. N must be a multiple of 4.
+ */
+export function gemmOnThread(io: BackendIO, g: Gemm, o: GemmOperands, scratch: number, record?: number[]): void {
+  if (o.n % 4 !== 0 || o.k === 0) throw new Error(`internal: gemmOnThread needs N in fours and K > 0 (N ${o.n}, K ${o.k})`);
+  if (o.m === 0 || o.n === 0) return;
+  const p = plan(io.backend, o, scratch);
+  if (record) record.push(LIST_GEMM, ...p);
+  else driveGemm(g, p);
+}
+
+/** C (+)= A B on the wasm heap; false (nothing done) when N is not a multiple of 4. */
+export function gemm(io: BackendIO, g: Gemm, o: GemmOperands): boolean {
+  if (o.n % 4 !== 0) return false;
+  if (o.m === 0 || o.n === 0) return true;
+  if (o.k === 0) {
+    if (!o.accumulate) for (let i = 0; i < o.m; i++) io.view(o.c).fill(0, (o.cOffset ?? 0) + i * o.ldc, (o.cOffset ?? 0) + i * o.ldc + o.n);
+    return true;
+  }
+  const helper = gemmThreads > 1 && o.m * o.n * o.k >= SPLIT_MIN_MACS && (o.m >= 2 * MR || o.n >= 16) ? g.helper() : null;
+  const parts = helper ? 2 : 1;
+  const { aFloats, bFloats } = blocking(o);
+  const scratch = g.scratch(io, parts * (aFloats + bFloats));
+  const p = plan(io.backend, o, scratch);
+  // Both threads' A panels first, then their B blocks.
+  p[P.sB] = scratch + parts * aFloats * 4;
   if (helper) {
     // The helper takes the second half of the rows (whole MR panels) or of the columns (whole 8-column tiles).
     const q = helper.params;

@@ -1,6 +1,6 @@
 /**
  * A frozen inverted-residual block (1x1 expand + act, depthwise + act, 1x1 project + act,
- * optionally + the block's input) as one kernel on one wasm thread, band by band of output
+ * optionally + the block's input) as one kernel on wasm, band by band of output
  * rows, so its wide middle tensors never leave the cache. Run layer by layer over a batch,
  * MobileNetV2's early blocks wrote and re-read tens of MB per layer (at 112x112, batch 32,
  * the expanded tensor alone is 77 MB): their 1x1 convs ran at 3 GB/s of stores and a third
@@ -8,13 +8,14 @@
  * overlap carried over from the band before, never recomputed) and depthwise output live in
  * two scratch buffers of a few hundred KB; only the block's input and output touch memory.
  *
- * The arithmetic is the same kernels' as the layer-by-layer path (our GEMM, the direct
- * depthwise kernel), in the same order per output value, so results match it to rounding.
+ * With two threads the images are split between this thread and our GEMM helper thread
+ * (rows, for a single image): the helper runs a recorded list of the same calls on its own
+ * buffers. Per output value the arithmetic is the same at any thread count.
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
 import { depthwiseRowsKernel, dwGeometry, type DwGeometry } from './depthwise-direct';
-import { gemm, gemmFor, gemmThreadCount } from './gemm-simd';
+import { GEMM_SCRATCH_FLOATS, LIST_COPY, gemmFor, gemmOnThread, gemmThreadCount } from './gemm-simd';
 import { backendMemory, heapOffset } from './simd';
 
 export const INVERTED_RESIDUAL_KERNEL = 'FinetuneInvertedResidual';
@@ -59,10 +60,33 @@ function plan(x: number[], inputs: { ef?: number[]; df: number[]; pf: number[] }
   return g;
 }
 
-/** Whether the wasm kernel runs this block here (one thread, SIMD, the shapes it handles). */
+/** The helper thread the block kernel splits its work with, or null (one thread). */
+function helperFor(backend: tf.KernelBackend) {
+  return gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
+}
+
+/**
+ * Whether the wasm kernel runs this block here: SIMD, the shapes it handles, and one thread
+ * or our helper thread for the second (with XNNPACK's threads and no helper, layer by layer).
+ */
 export function invertedResidualSupported(x: number[], shapes: { ef?: number[]; df: number[]; pf: number[] }, a: InvertedResidualAttrs): boolean {
   const backend = tf.backend();
-  return tf.getBackend() === 'wasm' && gemmThreadCount() === 1 && !!tf.getKernel(INVERTED_RESIDUAL_KERNEL, 'wasm') && !!gemmFor(backend) && plan(x, shapes, a) !== null;
+  if (tf.getBackend() !== 'wasm' || !tf.getKernel(INVERTED_RESIDUAL_KERNEL, 'wasm') || !gemmFor(backend) || plan(x, shapes, a) === null) return false;
+  return gemmThreadCount() === 1 || helperFor(backend) !== null;
+}
+
+/** One thread's share: output rows [o0, o1) of image n, for each segment. */
+type Segment = [n: number, o0: number, o1: number];
+
+/** Split the block's output between `threads` threads: by images, or by rows of a single image. */
+function segments(g: DwGeometry, threads: number): Segment[][] {
+  if (threads === 1) return [Array.from({ length: g.n }, (_, n): Segment => [n, 0, g.ho])];
+  if (g.n === 1) {
+    const half = Math.ceil(g.ho / 2);
+    return [[[0, 0, half]], half < g.ho ? [[0, half, g.ho]] : []];
+  }
+  const half = Math.ceil(g.n / 2);
+  return [0, 1].map((t) => Array.from({ length: t ? g.n - half : half }, (_, i): Segment => [t * half + i, 0, g.ho]));
 }
 
 function kernelFunc(args: { inputs: Inputs; backend: tf.KernelBackend; attrs: InvertedResidualAttrs }): TensorInfo {
@@ -73,6 +97,8 @@ function kernelFunc(args: { inputs: Inputs; backend: tf.KernelBackend; attrs: In
   const memory = backendMemory(backend);
   if (!g || !mm || !dw || !memory) throw new Error('internal: the inverted-residual kernel was called for a block it does not handle');
   const io = new BackendIO(backend, 'wasm');
+  const helper = helperFor(backend);
+  const shares = segments(g, helper ? 2 : 1).filter((s) => s.length);
   const [cin, ce, co] = [t.x.shape[3], g.c, t.pf.shape[3]];
   const y = io.alloc([g.n, g.ho, g.wo, co]);
   // Output rows per band: the band's input rows (expanded) plus its depthwise output fit BAND_BYTES.
@@ -80,49 +106,67 @@ function kernelFunc(args: { inputs: Inputs; backend: tf.KernelBackend; attrs: In
   const outRowBytes = g.wo * ce * 4;
   const band = Math.max(1, Math.min(g.ho, Math.floor((BAND_BYTES - (g.kh - g.sh) * inRowBytes) / (g.sh * inRowBytes + outRowBytes))));
   const inRows = Math.min(g.h, (band - 1) * g.sh + g.kh);
-  const e = a.expand ? io.alloc([inRows * g.w * ce]) : null;
-  const d = io.alloc([band * g.wo * ce]);
+  // Each thread's buffers: expanded rows, depthwise output, GEMM packing.
+  const buffers = shares.map(() => ({ e: a.expand ? io.alloc([inRows * g.w * ce]) : null, d: io.alloc([band * g.wo * ce]), pack: io.alloc([GEMM_SCRATCH_FLOATS]) }));
+  // Heap offsets from here on: nothing below allocates.
+  const at = (x: TensorInfo) => heapOffset(backend, x);
+  const [xAt, yAt, dfAt, dbAt] = [at(t.x), at(y), at(t.df), at(t.db)];
   const clampOf = (c: Clamp) => (c ? { lo: c[0], hi: c[1] } : {});
   const [dlo, dhi] = a.dwClamp ?? [-Infinity, Infinity];
   // Input rows [r0, r1) of the depthwise conv needed for output rows [o0, o1).
   const needed = (o0: number, o1: number) => [Math.max(0, o0 * g.sh - g.pt), Math.min(g.h, (o1 - 1) * g.sh - g.pt + g.kh)];
-  for (let n = 0; n < g.n; n++) {
-    // Expanded rows [h0, h1) are in e, row r at e + (r - h0) * inRowBytes.
-    let [h0, h1] = [0, 0];
-    for (let o0 = 0; o0 < g.ho; o0 += band) {
-      const o1 = Math.min(g.ho, o0 + band);
-      const [r0, r1] = needed(o0, o1);
-      let dwIn: number;
-      if (e) {
-        const eAt = heapOffset(backend, e);
-        if (r0 < h1 && r0 >= h0) {
-          // Carry the window's overlap to the top of the buffer.
-          const heap = new Float32Array(memory.buffer);
-          heap.copyWithin(eAt / 4, (eAt + (r0 - h0) * inRowBytes) / 4, (eAt + (h1 - h0) * inRowBytes) / 4);
-          [h0, h1] = [r0, h1];
-        } else [h0, h1] = [r0, r0];
-        const rows = r1 - h1;
-        if (rows > 0) {
-          gemm(io, mm, { a: t.x, aOffset: (n * g.h + h1) * g.w * cin, aRowStride: cin, aColStride: 1, b: t.ef!, ldb: ce, c: e, cOffset: (h1 - h0) * g.w * ce, ldc: ce, m: rows * g.w, n: ce, k: cin, bias: t.eb, ...clampOf(a.expandClamp) });
-          h1 = r1;
+
+  /** Run (or, with `list`, record for the helper) one thread's segments. */
+  const share = (segs: Segment[], buf: (typeof buffers)[number], list?: number[]) => {
+    const copy = (dst: number, src: number, floats: number) => {
+      if (list) list.push(LIST_COPY, dst / 4, src / 4, floats);
+      else new Float32Array(memory.buffer).copyWithin(dst / 4, src / 4, src / 4 + floats);
+    };
+    const [eAt, dAt, packAt] = [buf.e ? at(buf.e) : 0, at(buf.d), at(buf.pack)];
+    for (const [n, oStart, oEnd] of segs) {
+      // Expanded rows [h0, h1) are in e, row r at eAt + (r - h0) * inRowBytes.
+      let [h0, h1] = [0, 0];
+      for (let o0 = oStart; o0 < oEnd; o0 += band) {
+        const o1 = Math.min(oEnd, o0 + band);
+        const [r0, r1] = needed(o0, o1);
+        let dwIn = xAt + n * g.h * inRowBytes;
+        if (buf.e) {
+          if (r0 < h1 && r0 >= h0) {
+            // Carry the window's overlap to the top of the buffer.
+            copy(eAt, eAt + (r0 - h0) * inRowBytes, ((h1 - r0) * inRowBytes) / 4);
+            h0 = r0;
+          } else [h0, h1] = [r0, r0];
+          if (r1 > h1) {
+            gemmOnThread(io, mm, { a: t.x, aOffset: (n * g.h + h1) * g.w * cin, aRowStride: cin, aColStride: 1, b: t.ef!, ldb: ce, c: buf.e, cOffset: (h1 - h0) * g.w * ce, ldc: ce, m: (r1 - h1) * g.w, n: ce, k: cin, bias: t.eb, ...clampOf(a.expandClamp) }, packAt, list);
+            h1 = r1;
+          }
+          dwIn = eAt - h0 * inRowBytes;
         }
-        dwIn = heapOffset(backend, e) - h0 * inRowBytes;
-      } else {
-        dwIn = heapOffset(backend, t.x) + n * g.h * inRowBytes;
+        if (list) dw.record(helper!, list, dwIn, dfAt, dbAt, dAt - o0 * outRowBytes, o0, o1, dlo, dhi);
+        else dw.run(dwIn, dfAt, dbAt, dAt - o0 * outRowBytes, o0, o1, dlo, dhi);
+        const yOffset = (n * g.ho + o0) * g.wo * co;
+        if (a.residual) copy(yAt + yOffset * 4, xAt + yOffset * 4, (o1 - o0) * g.wo * co);
+        gemmOnThread(io, mm, { a: buf.d, aRowStride: ce, aColStride: 1, b: t.pf, ldb: co, c: y, cOffset: yOffset, ldc: co, m: (o1 - o0) * g.wo, n: co, k: ce, bias: t.pb, accumulate: a.residual, ...clampOf(a.projectClamp) }, packAt, list);
       }
-      const dAt = heapOffset(backend, d);
-      dw(dwIn, heapOffset(backend, t.df), heapOffset(backend, t.db), dAt - o0 * outRowBytes, o0, o1, dlo, dhi);
-      const yOffset = (n * g.ho + o0) * g.wo * co;
-      if (a.residual) {
-        const heap = new Float32Array(memory.buffer);
-        const xAt = heapOffset(backend, t.x) / 4 + yOffset;
-        heap.copyWithin(heapOffset(backend, y) / 4 + yOffset, xAt, xAt + (o1 - o0) * g.wo * co);
-      }
-      gemm(io, mm, { a: d, aRowStride: ce, aColStride: 1, b: t.pf, ldb: co, c: y, cOffset: yOffset, ldc: co, m: (o1 - o0) * g.wo, n: co, k: ce, bias: t.pb, accumulate: a.residual, ...clampOf(a.projectClamp) });
     }
+  };
+
+  try {
+    if (shares.length === 2) {
+      const list: number[] = [];
+      share(shares[1], buffers[1], list);
+      const seq = helper!.runList(list, list.length);
+      try {
+        share(shares[0], buffers[0]);
+      } finally {
+        helper!.join(seq);
+      }
+    } else {
+      share(shares[0], buffers[0]);
+    }
+  } finally {
+    for (const b of buffers) [b.e, b.d, b.pack].forEach((x) => x && io.dispose(x));
   }
-  if (e) io.dispose(e);
-  io.dispose(d);
   return y;
 }
 

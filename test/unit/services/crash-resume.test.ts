@@ -28,7 +28,7 @@ function committedEpochs(dbFile: string): number[] {
   }
 }
 
-test('SIGKILL mid-epoch: the log stays consistent, the run is interrupted, and it resumes into the same id', { timeout: 240_000 }, async () => {
+test('SIGKILL mid-epoch: the log stays consistent, the run is interrupted, and it resumes into the same id', { timeout: 240_000 }, async (t) => {
   const home = tempDir('finetune-crash-home-');
   const data = hymenopteraSubset({ train: 24, val: 12 });
   const dbFile = path.join(home, 'finetune.sqlite');
@@ -38,6 +38,10 @@ test('SIGKILL mid-epoch: the log stays consistent, the run is interrupted, and i
     ['--import', 'tsx', path.join(repoRoot, 'src/cli/run.ts'), '--home', home, '--models-mirror', modelsMirror, 'train', '--data', data, '--strategy', 'head', '--epochs', String(EPOCHS), '--batch-size', '4', '--json'],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  // Whatever happens to the test (a failed assertion, its timeout), the child does not outlive it.
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -56,6 +60,8 @@ test('SIGKILL mid-epoch: the log stays consistent, the run is interrupted, and i
     if (child.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  // No committed epoch by the deadline: stop the child, and the assertion below says why.
+  if (!killedAfter.length && child.exitCode === null) child.kill('SIGKILL');
   await exited;
   assert.ok(killedAfter.length >= 1, `the child was killed after a committed epoch (output: ${output.slice(-2000)})`);
   assert.ok(killedAfter.length < EPOCHS, 'killed before the end');

@@ -183,7 +183,7 @@ const isPointwise = (n: NetNode): n is ConvNode => n.op.kind === 'conv' && !n.op
 /**
  * A frozen inverted-residual block starting at nodes[i] ([1x1 expand ->] depthwise -> 1x1
  * project [-> add of the block's input]), each intermediate used only inside it, when the
- * block kernel handles it: the nodes it covers, its attributes and its input key.
+ * block kernel handles it: how many nodes it covers (with the add), its attributes and its convs.
  */
 function blockAt(nodes: NetNode[], i: number, uses: Map<string, number>, outputKey: string, env: Map<string, tf.Tensor>, ctx: RunContext): { count: number; attrs: InvertedResidualAttrs; expand?: ConvNode; dw: ConvNode; project: ConvNode } | null {
   const first = nodes[i];

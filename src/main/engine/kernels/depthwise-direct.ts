@@ -193,7 +193,8 @@ function moduleFor(backend: tf.KernelBackend, g: DwGeometry): DwModule | null {
   if (!memory) return null;
   let byGeometry = modules.get(memory);
   if (!byGeometry) modules.set(memory, (byGeometry = new Map()));
-  const key = JSON.stringify(g, ['h', 'w', 'c', 'ho', 'wo', 'kh', 'kw', 'sh', 'sw', 'pt', 'pl']);
+  // Everything but the batch (a template string: JSON.stringify with a key list cost 0.3 ms a training step).
+  const key = `${g.h} ${g.w} ${g.c} ${g.ho} ${g.wo} ${g.kh} ${g.kw} ${g.sh} ${g.sw} ${g.pt} ${g.pl}`;
   let m = byGeometry.get(key);
   if (!m) {
     try {

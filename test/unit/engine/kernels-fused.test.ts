@@ -7,6 +7,7 @@ import { loadBackbone, type KerasBackbone } from '../../../src/main/engine/net/i
 import { convBnAct } from '../../../src/main/engine/kernels/fused-unit';
 import { foldConvBnOp } from '../../../src/main/engine/kernels/fold';
 import { globalAvgPool } from '../../../src/main/engine/kernels/global-pool';
+import { actGradBias, runActGradBias } from '../../../src/main/engine/kernels/act-grad';
 import { hymenopteraBatch, MOBILENET_V2, PRE } from './net-helpers';
 
 before(async () => {
@@ -159,4 +160,22 @@ test('a clone shares its data on wasm but outlives the original, and the memory 
   assert.deepEqual(Array.from(b.dataSync()), [1, 2, 3]);
   b.dispose();
   assert.equal(tf.memory().numBytes, before);
+});
+
+test('activation gradient + bias sums: the SIMD pass matches the JS loop', (t) => {
+  if (tf.getBackend() !== 'wasm') return t.skip('the SIMD pass is wasm-only');
+  for (const shape of [[16, 7, 7, 336], [3, 5, 5, 8]] as const) {
+    const dy = tf.randomNormal([...shape], 0, 1, 'float32', 11);
+    const y = tf.clipByValue(tf.randomNormal([...shape], 2, 4, 'float32', 12), -1, 7);
+    const [dz, db] = runActGradBias(dy, y, 'relu6');
+    const [got, gotDb] = [dz.dataSync(), db.dataSync()];
+    const c = shape[3];
+    const [refDz, refDb] = [new Float32Array(dy.size), new Float32Array(c)];
+    actGradBias(dy.dataSync() as Float32Array, y.dataSync() as Float32Array, c, 'relu6', refDz, refDb);
+    // Equal values (the JS loop's masked-out negatives are -0, the SIMD pass's +0).
+    assert.ok(got.every((v, i) => v === refDz[i]), `${shape}: dz`);
+    assert.ok(refDz.some((v) => v === 0) && refDz.some((v) => v !== 0), 'both sides of the mask');
+    for (let i = 0; i < c; i++) assert.ok(Math.abs(gotDb[i] - refDb[i]) <= 1e-4 * Math.max(1, Math.abs(refDb[i])), `${shape}: db[${i}] ${gotDb[i]} vs ${refDb[i]}`);
+    tf.dispose([dy, y, dz, db]);
+  }
 });

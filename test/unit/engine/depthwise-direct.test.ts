@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/main/engine/backend';
 import { BackendIO, type TensorInfo } from '../../../src/main/engine/kernels/backend-io';
+import { gemmFor, gemmThreadCount, setGemmThreads } from '../../../src/main/engine/kernels/gemm-simd';
 import { depthwiseDirect, depthwiseFilterGradDirect, depthwiseInputGradDirect, dwGeometry, setDirectDepthwise } from '../../../src/main/engine/kernels/depthwise-direct';
 
 before(async () => {
@@ -86,4 +87,28 @@ test('direct depthwise declines what it does not handle: dilation, more than 3x3
   const was = setDirectDepthwise(false);
   assert.equal(geometry([1, 8, 8, 8], [3, 3, 8, 1]), null, 'FINETUNE_DIRECT_DEPTHWISE=0 / switched off');
   setDirectDepthwise(was);
+});
+
+test('the direct depthwise forward shared with the helper thread (two threads: half the images each) is bit-identical to one thread', (t) => {
+  const io = new BackendIO(tf.backend(), 'wasm');
+  if (!gemmFor(tf.backend())?.helper()) return t.skip('single-threaded wasm memory: no helper thread');
+  const shape: [number, number, number, number] = [5, 9, 11, 24];
+  const g = dwGeometry(tf.backend_util.computeConv2DInfo(shape, [3, 3, 24, 1], [2, 2], 1, 'same', undefined, true))!;
+  const x = tf.randomNormal(shape, 0, 2, 'float32', 21);
+  const w = tf.randomNormal([3, 3, 24, 1], 0, 1, 'float32', 22);
+  const bias = tf.randomNormal([24], 0, 1, 'float32', 23);
+  const before = gemmThreadCount();
+  const run = (threads: number) => {
+    setGemmThreads(threads);
+    const out = depthwiseDirect(io, g, info(x), info(w), info(bias), 0, 6)!;
+    const values = io.view(out).slice();
+    io.dispose(out);
+    return values;
+  };
+  try {
+    assert.deepEqual(run(2), run(1));
+  } finally {
+    setGemmThreads(before);
+  }
+  tf.dispose([x, w, bias]);
 });

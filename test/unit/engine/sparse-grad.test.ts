@@ -5,6 +5,7 @@ import { initBackend } from '../../../src/main/engine/backend';
 import { BackendIO, type TensorInfo } from '../../../src/main/engine/kernels/backend-io';
 import { maskedShare, noteMaskedShare, SPARSE_MAX_SHARE, sparseFilterGradT, sparseInputGrad } from '../../../src/main/engine/kernels/sparse-grad';
 import { convBnAct } from '../../../src/main/engine/kernels/fused-unit';
+import { gemmFor, gemmThreadCount, setGemmThreads } from '../../../src/main/engine/kernels/gemm-simd';
 import type { ConvPart } from '../../../src/main/engine/net/compile';
 
 before(async () => {
@@ -119,4 +120,27 @@ test('a fused 1x1 conv + ReLU6 with mostly masked outputs records its share and 
     for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * scale, `grad of ${v.name}: element ${i} is ${got[i]}, expected ${want[i]}`);
   }
   tf.dispose([xv, fv, bv, r, a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
+});
+
+test('the sparse input gradient shared with the helper thread (two threads) is bit-identical to one thread', (t) => {
+  const io = new BackendIO(tf.backend(), 'wasm');
+  if (!gemmFor(tf.backend())?.helper()) return t.skip('single-threaded wasm memory: no helper thread');
+  const [m, n, cin] = [50, 1280, 112];
+  const dz = tf.tensor2d(sparseDz(m, n, 0.2, 7), [m, n]);
+  const wt = tf.tensor2d(rand(n * cin, 8), [n, cin]);
+  noteMaskedShare(dz.dataId, 0.2);
+  const before = gemmThreadCount();
+  const run = (threads: number) => {
+    setGemmThreads(threads);
+    const dx = sparseInputGrad(io, info(dz), info(wt), m, n, cin)!;
+    const out = io.view(dx).slice();
+    io.dispose(dx);
+    return out;
+  };
+  try {
+    assert.deepEqual(run(2), run(1));
+  } finally {
+    setGemmThreads(before);
+  }
+  tf.dispose([dz, wt]);
 });

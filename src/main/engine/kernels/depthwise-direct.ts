@@ -16,7 +16,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { LIST_CALL, relaxedSimd, type GemmHelper } from './gemm-simd';
+import { LIST_CALL, gemmFor, gemmThreadCount, relaxedSimd, type GemmHelper } from './gemm-simd';
 import type { ConvInfo } from './loops';
 import { backendMemory, heapOffset } from './simd';
 import { F32, I32, V128, bump, code, countdown, fadd, fmadd, fmul, fnType, fpmax, fpmin, get, i32, moduleBytes, set, simd, splat, vload, vloadAt, vstore, vstoreAt, vzero } from './wasm-asm';
@@ -263,8 +263,23 @@ export function depthwiseDirect(io: BackendIO, g: DwGeometry, x: TensorInfo, fil
   const out = io.alloc([g.n, g.ho, g.wo, g.c]);
   const zeros = bias ? null : io.alloc([g.c], true);
   const [wAt, bAt, oAt] = [heapOffset(backend, filter), heapOffset(backend, bias ?? zeros!), heapOffset(backend, out)];
-  for (let n = 0; n < g.n; n++) forwardRows(m, g, xAt + n * g.h * g.w * g.c * 4, wAt, bAt, oAt + n * g.ho * g.wo * g.c * 4, 0, g.ho, lo, hi);
-  if (zeros) io.dispose(zeros);
+  const image = (n: number, call?: (i: number, j: number, args: Parameters<FwdFn>) => void) => forwardRows(m, g, xAt + n * g.h * g.w * g.c * 4, wAt, bAt, oAt + n * g.ho * g.wo * g.c * 4, 0, g.ho, lo, hi, call);
+  // With two threads the GEMM helper takes the second half of the images (the same calls).
+  const helper = g.n > 1 && gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
+  const mine = helper ? Math.ceil(g.n / 2) : g.n;
+  let seq = 0;
+  if (helper) {
+    const ids = m.fwdNames.map((row) => helper.functionIds(m.module, row));
+    const list: number[] = [];
+    for (let n = mine; n < g.n; n++) image(n, (i, j, args) => list.push(LIST_CALL, ids[i][j], args.length, ...args));
+    seq = helper.runList(list, list.length);
+  }
+  try {
+    for (let n = 0; n < mine; n++) image(n);
+  } finally {
+    if (helper) helper.join(seq);
+    if (zeros) io.dispose(zeros);
+  }
   return out;
 }
 

@@ -15,7 +15,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { relaxedSimd } from './gemm-simd';
+import { LIST_CALL, gemmFor, gemmThreadCount, relaxedSimd } from './gemm-simd';
 import { backendMemory, heapOffset } from './simd';
 import { I32, V128, add, bump, code, countdown, fadd, fmadd, fmul, get, i32, ifElse, moduleBytes, mul, set, simd, uleb, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
 
@@ -160,6 +160,8 @@ interface SparseKernels {
   table: number;
   /** Scratch kept between calls: byte offset of at least `floats` floats, by slot. */
   scratch(slot: number, floats: number): number;
+  /** The compiled module (exports gather1.., scatter1..), for the helper thread's own instance. */
+  module: WebAssembly.Module;
 }
 
 /** Scratch slots: the left-pack table, rows' ends, the compressed rows. */
@@ -174,7 +176,8 @@ function sparseFor(io: BackendIO): SparseKernels | null {
   let k: SparseKernels | null = null;
   try {
     const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
-    const e = new WebAssembly.Instance(new WebAssembly.Module(sparseModule(shared, relaxedSimd())), { env: { memory } }).exports as Record<string, unknown>;
+    const module = new WebAssembly.Module(sparseModule(shared, relaxedSimd()));
+    const e = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, unknown>;
     const slots: ({ info: TensorInfo; floats: number } | null)[] = [];
     const scratch = (slot: number, floats: number) => {
       const s = slots[slot];
@@ -192,6 +195,7 @@ function sparseFor(io: BackendIO): SparseKernels | null {
       scatter: Array.from({ length: W_MAX }, (_, i) => e[`scatter${i + 1}`] as GatherFn),
       table,
       scratch,
+      module,
     };
   } catch {
     k = null;
@@ -235,13 +239,27 @@ function compressed(k: SparseKernels, dz: TensorInfo, dzAt: number, m: number, n
 /**
  * Rows of 4 k4 floats in balanced blocks of at most W_MAX vectors (28 as 4 x 7): gather
  * (out row = sum of value * src[index] over the row's non-zeros) or scatter (out[index] +=
- * value * src row).
+ * value * src row). The blocks write disjoint columns: with two threads the GEMM helper
+ * takes the second half of a gather's (the same calls, so the same result). A scatter stays
+ * on one thread: its blocks update the same output rows all along, and the cache line where
+ * two blocks meet went back and forth between the cores (slower than one thread).
  */
-function byBlocks(fns: GatherFn[], out: number, rows: number, k4: number, r: Runs, src: number): void {
+function byBlocks(io: BackendIO, k: SparseKernels, kind: 'gather' | 'scatter', out: number, rows: number, k4: number, r: Runs, src: number): void {
   const width = Math.ceil(k4 / Math.ceil(k4 / W_MAX));
-  for (let v0 = 0; v0 < k4; v0 += width) {
-    const w = Math.min(width, k4 - v0);
-    fns[w - 1](out + 16 * v0, 16 * k4, rows, r.ends, r.idx, r.delta, src + 16 * v0, 16 * k4);
+  const calls: [number, Parameters<GatherFn>][] = [];
+  for (let v0 = 0; v0 < k4; v0 += width) calls.push([Math.min(width, k4 - v0), [out + 16 * v0, 16 * k4, rows, r.ends, r.idx, r.delta, src + 16 * v0, 16 * k4]]);
+  const helper = kind === 'gather' && calls.length > 1 && gemmThreadCount() > 1 ? (gemmFor(io.backend)?.helper() ?? null) : null;
+  const mine = helper ? Math.ceil(calls.length / 2) : calls.length;
+  let seq = 0;
+  if (helper) {
+    const list: number[] = [];
+    for (const [w, args] of calls.slice(mine)) list.push(LIST_CALL, helper.functionIds(k.module, [`${kind}${w}`])[0], args.length, ...args);
+    seq = helper.runList(list, list.length);
+  }
+  try {
+    for (const [w, args] of calls.slice(0, mine)) k[kind][w - 1](...args);
+  } finally {
+    if (helper) helper.join(seq);
   }
 }
 
@@ -255,7 +273,7 @@ export function sparseInputGrad(io: BackendIO, dz: TensorInfo, wt: TensorInfo, m
   const c = k && compressed(k, dz, heapOffset(io.backend, dz), m, n);
   if (!k || !c) return null;
   const dx = io.alloc([m, cin]);
-  byBlocks(k.gather, heapOffset(io.backend, dx), m, cin / 4, c, heapOffset(io.backend, wt));
+  byBlocks(io, k, 'gather', heapOffset(io.backend, dx), m, cin / 4, c, heapOffset(io.backend, wt));
   return dx;
 }
 
@@ -265,7 +283,7 @@ export function sparseFilterGradT(io: BackendIO, x: TensorInfo, dz: TensorInfo, 
   const c = k && compressed(k, dz, heapOffset(io.backend, dz), m, n);
   if (!k || !c) return null;
   const dwt = io.alloc([n, cin], true);
-  byBlocks(k.scatter, heapOffset(io.backend, dwt), m, cin / 4, c, heapOffset(io.backend, x));
+  byBlocks(io, k, 'scatter', heapOffset(io.backend, dwt), m, cin / 4, c, heapOffset(io.backend, x));
   return dwt;
 }
 

@@ -8,6 +8,7 @@ import { convBnAct } from '../../../src/main/engine/kernels/fused-unit';
 import { foldConvBnOp } from '../../../src/main/engine/kernels/fold';
 import { globalAvgPool } from '../../../src/main/engine/kernels/global-pool';
 import { actGradBias, runActGradBias } from '../../../src/main/engine/kernels/act-grad';
+import { gemmFor, gemmThreadCount, setGemmThreads } from '../../../src/main/engine/kernels/gemm-simd';
 import { hymenopteraBatch, MOBILENET_V2, PRE } from './net-helpers';
 
 before(async () => {
@@ -178,4 +179,24 @@ test('activation gradient + bias sums: the SIMD pass matches the JS loop', (t) =
     for (let i = 0; i < c; i++) assert.ok(Math.abs(gotDb[i] - refDb[i]) <= 1e-4 * Math.max(1, Math.abs(refDb[i])), `${shape}: db[${i}] ${gotDb[i]} vs ${refDb[i]}`);
     tf.dispose([dy, y, dz, db]);
   }
+});
+
+test('activation gradient + bias sums: the row blocks shared with the helper thread (two threads) give the one-thread result bit for bit', (t) => {
+  if (tf.getBackend() !== 'wasm' || !gemmFor(tf.backend())?.helper()) return t.skip('no helper thread');
+  const dy = tf.randomNormal([16, 7, 7, 1280], 0, 1, 'float32', 13);
+  const y = tf.randomNormal([16, 7, 7, 1280], 2, 4, 'float32', 14);
+  const before = gemmThreadCount();
+  const run = (threads: number) => {
+    setGemmThreads(threads);
+    const [dz, db] = runActGradBias(dy, y, 'relu6');
+    const out = [dz.dataSync().slice(), db.dataSync().slice()];
+    tf.dispose([dz, db]);
+    return out;
+  };
+  try {
+    assert.deepEqual(run(2), run(1));
+  } finally {
+    setGemmThreads(before);
+  }
+  tf.dispose([dy, y]);
 });

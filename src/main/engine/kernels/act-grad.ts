@@ -3,10 +3,13 @@
  * activation mask applied to dy (ReLU6: 0 < y < 6, ReLU: y > 0) and the bias gradient
  * (its per-channel sum). tfjs composes the same from four to six kernels per unit. On wasm
  * the pass also counts the outputs inside the mask: the share is recorded for dz, and the
- * 1x1 conv gradients skip its zeros when few remain (sparse-grad.ts).
+ * 1x1 conv gradients skip its zeros when few remain (sparse-grad.ts). With two threads the
+ * GEMM helper takes the second half of the row blocks (each block sums into its own slot,
+ * added up in order: the same result on one thread or two).
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
+import { LIST_CALL, gemmFor, gemmThreadCount } from './gemm-simd';
 import { heapOffset, simdFor } from './simd';
 import { noteMaskedShare } from './sparse-grad';
 
@@ -29,6 +32,8 @@ export function actGradBias(dy: Float32Array, y: Float32Array, channels: number,
 const BOUNDS: Record<FusableAct, [number, number]> = { linear: [-Infinity, Infinity], relu: [0, Infinity], relu6: [0, 6] };
 /** Rows summed in float32 before flushing into the float64 totals (keeps the sums accurate). */
 const BLOCK_ROWS = 128;
+/** Below this many values a second thread costs more than it saves. */
+const SPLIT_MIN = 1 << 16;
 
 function kernelFunc(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: tf.KernelBackend; attrs: { activation: FusableAct } }): TensorInfo[] {
   const { dy, y } = args.inputs;
@@ -41,25 +46,46 @@ function kernelFunc(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: 
     actGradBias(b.view(dy), b.view(y), channels, args.attrs.activation, b.view(dz), b.view(db));
     return [dz, db];
   }
-  const block = b.alloc([channels + 4]); // the sums, then 4 int32 lane counts
-  const counts = new Int32Array(4);
   const [lo, hi] = BOUNDS[args.attrs.activation];
   const rows = dy.shape.reduce((a, d) => a * d, 1) / channels;
   const rowBytes = channels * 4;
+  // Each block of rows sums into its own slot (the sums, then 4 int32 lane counts), added up
+  // in block order below: the same result whichever thread ran a block.
+  const blocks = Math.ceil(rows / BLOCK_ROWS);
+  const slot = channels + 4;
+  const partials = b.alloc([blocks * slot], true);
   const at = (t: TensorInfo) => heapOffset(args.backend, t);
+  const argsOf = (k: number): Parameters<typeof simd.actMaskSum> => {
+    const r0 = k * BLOCK_ROWS;
+    const p = at(partials) + k * slot * 4;
+    return [at(dy) + r0 * rowBytes, at(y) + r0 * rowBytes, at(dz) + r0 * rowBytes, Math.min(BLOCK_ROWS, rows - r0), channels / 4, lo, hi, p, p + channels * 4];
+  };
+  const helper = blocks > 1 && rows * channels >= SPLIT_MIN && gemmThreadCount() > 1 ? (gemmFor(args.backend)?.helper() ?? null) : null;
+  const mine = helper ? Math.ceil(blocks / 2) : blocks;
+  let seq = 0;
+  if (helper) {
+    // The second half of the blocks on the helper thread.
+    const [id] = helper.functionIds(simd.module, ['act_mask_sum']);
+    const list: number[] = [];
+    for (let k = mine; k < blocks; k++) list.push(LIST_CALL, id, 9, ...argsOf(k));
+    seq = helper.runList(list, list.length);
+  }
+  try {
+    for (let k = 0; k < mine; k++) simd.actMaskSum(...argsOf(k));
+  } finally {
+    if (helper) helper.join(seq);
+  }
+  const sums = b.view(partials);
+  const lanes = new Int32Array(sums.buffer, sums.byteOffset, sums.length);
   const totals = new Float64Array(channels);
-  for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
-    const n = Math.min(BLOCK_ROWS, rows - r0);
-    b.view(block).fill(0);
-    simd.actMaskSum(at(dy) + r0 * rowBytes, at(y) + r0 * rowBytes, at(dz) + r0 * rowBytes, n, channels / 4, lo, hi, at(block), at(block) + channels * 4);
-    const partial = b.view(block);
-    for (let c = 0; c < channels; c++) totals[c] += partial[c];
-    const lanes = new Int32Array(partial.buffer, partial.byteOffset + channels * 4, 4);
-    for (let l = 0; l < 4; l++) counts[l] += lanes[l];
+  let inside = 0;
+  for (let k = 0; k < blocks; k++) {
+    for (let c = 0; c < channels; c++) totals[c] += sums[k * slot + c];
+    for (let l = 0; l < 4; l++) inside += lanes[k * slot + channels + l];
   }
   b.view(db).set(totals);
-  b.dispose(block);
-  if (args.attrs.activation !== 'linear') noteMaskedShare(dz.dataId, (counts[0] + counts[1] + counts[2] + counts[3]) / (rows * channels));
+  b.dispose(partials);
+  if (args.attrs.activation !== 'linear') noteMaskedShare(dz.dataId, inside / (rows * channels));
   return [dz, db];
 }
 

@@ -100,6 +100,8 @@ export interface SimdKernels {
   rowSum(x: number, sums: number, rows: number, c4: number): void;
   /** One Adam/AdamW update over 4*n4 floats (see adamBody); rbc = 1 / bias correction. */
   adam(p: number, g: number, m: number, v: number, po: number, mo: number, vo: number, n4: number, beta1: number, c1: number, beta2: number, c2: number, l2: number, keep: number, rbc1: number, rbc2: number, eps: number, lr: number): void;
+  /** The compiled module (its exports: act_mask_sum, ...), for a helper thread's own instance. */
+  module: WebAssembly.Module;
 }
 
 const cache = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
@@ -129,6 +131,7 @@ export function simdFor(backend: tf.KernelBackend): SimdKernels | null {
       fmaStrided: (t, x, d, c4, count, ts, xs, ds) => (c4 % 2 === 0 ? e.fma_strided2 : e.fma_strided)(t, x, d, c4, count, ts, xs, ds),
       rowSum: (x, sums, rows, c4) => e.row_sum(x, sums, rows, c4, 0, 0),
       adam: e.adam,
+      module: mod,
     };
   } catch {
     kernels = null; // no wasm SIMD here: callers use their JS loops

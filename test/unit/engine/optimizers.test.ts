@@ -4,6 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/main/engine/backend';
 import { optimizerSchema } from '../../../src/main/engine/config';
 import { GroupedOptimizer } from '../../../src/main/engine/optimizers';
+import { adamStep } from '../../../src/main/engine/kernels/adam';
+import { gemmFor, gemmThreadCount, setGemmThreads } from '../../../src/main/engine/kernels/gemm-simd';
 
 before(async () => {
   await initBackend();
@@ -120,4 +122,36 @@ test('optimizer state round-trips: a restored optimiser continues exactly', () =
   [w, g].forEach((t) => t.dispose());
   first.opt.dispose();
   restored.dispose();
+});
+
+test('the Adam kernel shared with the helper thread (two threads: half the vectors each) gives the one-thread result bit for bit, and matches the float64 update', (t) => {
+  if (tf.getBackend() !== 'wasm' || !gemmFor(tf.backend())?.helper()) return t.skip('no helper thread');
+  const n = 112 * 1280 + 3; // the last 3 floats go through the JS loop
+  const p = tf.randomNormal([n], 0, 1, 'float32', 1);
+  const g = tf.randomNormal([n], 0, 1, 'float32', 2);
+  const m = tf.randomNormal([n], 0, 0.1, 'float32', 3);
+  const v = tf.abs(tf.randomNormal([n], 0, 0.1, 'float32', 4));
+  const attrs = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, l2: 0, decoupled: 1e-5, bc1: 1 - 0.9 ** 3, bc2: 1 - 0.999 ** 3 };
+  const before = gemmThreadCount();
+  const run = (threads: number) => {
+    setGemmThreads(threads);
+    const out = adamStep(p, g, m, v, attrs)!;
+    const values = out.map((x) => x.dataSync().slice());
+    tf.dispose(out);
+    return values;
+  };
+  try {
+    const [two, one] = [run(2), run(1)];
+    assert.deepEqual(two, one);
+    const [pv, gv, mv, vv] = [p, g, m, v].map((x) => x.dataSync());
+    for (const i of [0, 1, n >> 1, n - 4, n - 1]) {
+      const mi = mv[i] * attrs.beta1 + gv[i] * (1 - attrs.beta1);
+      const vi = vv[i] * attrs.beta2 + gv[i] * gv[i] * (1 - attrs.beta2);
+      const want = pv[i] * (1 - attrs.decoupled) - (mi / attrs.bc1 / (Math.sqrt(vi / attrs.bc2) + attrs.eps)) * attrs.lr;
+      assert.ok(Math.abs(one[0][i] - want) < 1e-6 * Math.max(1, Math.abs(want)), `p[${i}] ${one[0][i]} vs ${want}`);
+    }
+  } finally {
+    setGemmThreads(before);
+  }
+  tf.dispose([p, g, m, v]);
 });

@@ -15,7 +15,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { LIST_CALL, gemmFor, gemmThreadCount, relaxedSimd } from './gemm-simd';
+import { LIST_CALL, gemmFor, gemmThreadCount, relaxedSimd, type GemmHelper } from './gemm-simd';
 import { backendMemory, heapOffset } from './simd';
 import { I32, V128, add, bump, code, countdown, fadd, fmadd, fmul, get, i32, ifElse, moduleBytes, mul, set, simd, uleb, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
 
@@ -125,7 +125,7 @@ function gatherBody(w: number, relaxed: boolean): number[] {
  * non-zeros (index, value): out[index * ostride ..] += value * src[r ..] (w vectors). The
  * transpose of gather: dW^T = dz^T x without regrouping dz by column.
  */
-function scatterBody(w: number, relaxed: boolean): number[] {
+function scatterBody(w: number, relaxed: boolean, paired = false): number[] {
   // params 0 out, 1 ostride, 2 rows, 3 ends, 4 p, 5 delta, 6 src, 7 sstride; locals 8 end, 9 a (i32), 10 s, 11.. x (v128)
   const [END, A, S] = [8, 9, 10];
   const X = (j: number) => 11 + j;
@@ -136,7 +136,9 @@ function scatterBody(w: number, relaxed: boolean): number[] {
   body.push(...bump(4, i32(4)));
   const load: number[] = [];
   for (let j = 0; j < w; j++) load.push(...get(6), ...vloadAt(16 * j), ...set(X(j)));
-  const row = [...get(3), ...i32load(0), ...set(END), ...bump(3, i32(4)), ...load, ...whileBelow(4, END, body), ...bump(6, get(7))];
+  // Paired: `ends` holds (start, end) byte addresses per row, so a row's run may be any part of it.
+  const bounds = paired ? [...get(3), ...i32load(0), ...set(4), ...get(3), ...i32load(4), ...set(END), ...bump(3, i32(8))] : [...get(3), ...i32load(0), ...set(END), ...bump(3, i32(4))];
+  const row = [...bounds, ...load, ...whileBelow(4, END, body), ...bump(6, get(7))];
   return countdown(2, row);
 }
 
@@ -146,8 +148,10 @@ function sparseModule(shared: boolean, relaxed: boolean): Uint8Array<ArrayBuffer
   const codes = [code([[2, I32], [4, V128]], compressBody())];
   for (let w = 1; w <= W_MAX; w++) codes.push(code([[2, I32], [1 + w, V128]], gatherBody(w, relaxed)));
   for (let w = 1; w <= W_MAX; w++) codes.push(code([[2, I32], [1 + w, V128]], scatterBody(w, relaxed)));
-  const exports: [string, number][] = [['compress', 0], ...Array.from({ length: 2 * W_MAX }, (_, i): [string, number] => [`${i < W_MAX ? 'gather' : 'scatter'}${(i % W_MAX) + 1}`, i + 1])];
-  return moduleBytes(shared, types, [0, ...new Array(2 * W_MAX).fill(1)], exports, codes);
+  for (let w = 1; w <= W_MAX; w++) codes.push(code([[2, I32], [1 + w, V128]], scatterBody(w, relaxed, true)));
+  const kinds = ['gather', 'scatter', 'scatterPairs'];
+  const exports: [string, number][] = [['compress', 0], ...Array.from({ length: 3 * W_MAX }, (_, i): [string, number] => [`${kinds[Math.floor(i / W_MAX)]}${(i % W_MAX) + 1}`, i + 1])];
+  return moduleBytes(shared, types, [0, ...new Array(3 * W_MAX).fill(1)], exports, codes);
 }
 
 type GatherFn = (out: number, ostride: number, rows: number, ends: number, idx: number, delta: number, src: number, scale: number) => void;
@@ -156,6 +160,8 @@ interface SparseKernels {
   compress(dz: number, rows: number, c4: number, ends: number, idx: number, delta: number, limit: number, table: number): number;
   gather: GatherFn[];
   scatter: GatherFn[];
+  /** scatter with (start, end) per row in place of `ends` (see scatterBody). */
+  scatterPairs: GatherFn[];
   /** The left-pack table's byte offset. */
   table: number;
   /** Scratch kept between calls: byte offset of at least `floats` floats, by slot. */
@@ -164,8 +170,8 @@ interface SparseKernels {
   module: WebAssembly.Module;
 }
 
-/** Scratch slots: the left-pack table, rows' ends, the compressed rows. */
-const [TABLE, ROW_ENDS, ROWS] = [0, 1, 2];
+/** Scratch slots: the left-pack table, rows' ends, the compressed rows, the two threads' (start, end) pairs. */
+const [TABLE, ROW_ENDS, ROWS, PAIRS] = [0, 1, 2, 3];
 
 const modules = new WeakMap<WebAssembly.Memory, SparseKernels | null>();
 
@@ -193,6 +199,7 @@ function sparseFor(io: BackendIO): SparseKernels | null {
       compress: e.compress as SparseKernels['compress'],
       gather: Array.from({ length: W_MAX }, (_, i) => e[`gather${i + 1}`] as GatherFn),
       scatter: Array.from({ length: W_MAX }, (_, i) => e[`scatter${i + 1}`] as GatherFn),
+      scatterPairs: Array.from({ length: W_MAX }, (_, i) => e[`scatterPairs${i + 1}`] as GatherFn),
       table,
       scratch,
       module,
@@ -240,27 +247,95 @@ function compressed(k: SparseKernels, dz: TensorInfo, dzAt: number, m: number, n
  * Rows of 4 k4 floats in balanced blocks of at most W_MAX vectors (28 as 4 x 7): gather
  * (out row = sum of value * src[index] over the row's non-zeros) or scatter (out[index] +=
  * value * src row). The blocks write disjoint columns: with two threads the GEMM helper
- * takes the second half of a gather's (the same calls, so the same result). A scatter stays
- * on one thread: its blocks update the same output rows all along, and the cache line where
- * two blocks meet went back and forth between the cores (slower than one thread).
+ * takes the second half of a gather's (the same calls, so the same result). A scatter's
+ * blocks update the same output rows all along (split by blocks, the cache line where two
+ * blocks meet went back and forth between the cores: slower than one thread), so with two
+ * threads it is split by output rows instead (scatterByIndex).
  */
-function byBlocks(io: BackendIO, k: SparseKernels, kind: 'gather' | 'scatter', out: number, rows: number, k4: number, r: Runs, src: number): void {
+function byBlocks(io: BackendIO, k: SparseKernels, kind: 'gather' | 'scatter', out: number, rows: number, k4: number, r: Runs, src: number, n = 0): void {
   const width = Math.ceil(k4 / Math.ceil(k4 / W_MAX));
   const calls: [number, Parameters<GatherFn>][] = [];
   for (let v0 = 0; v0 < k4; v0 += width) calls.push([Math.min(width, k4 - v0), [out + 16 * v0, 16 * k4, rows, r.ends, r.idx, r.delta, src + 16 * v0, 16 * k4]]);
-  const helper = kind === 'gather' && calls.length > 1 && gemmThreadCount() > 1 ? (gemmFor(io.backend)?.helper() ?? null) : null;
-  const mine = helper ? Math.ceil(calls.length / 2) : calls.length;
+  const helper = gemmThreadCount() > 1 ? (gemmFor(io.backend)?.helper() ?? null) : null;
+  if (kind === 'scatter') {
+    if (helper && n >= 2 * SPLIT_ALIGN && scatterByIndex(io, k, helper, calls, rows, r, n)) return;
+    for (const [w, args] of calls) k.scatter[w - 1](...args);
+    return;
+  }
+  const split = helper && calls.length > 1 ? helper : null;
+  const mine = split ? Math.ceil(calls.length / 2) : calls.length;
   let seq = 0;
-  if (helper) {
+  if (split) {
     const list: number[] = [];
-    for (const [w, args] of calls.slice(mine)) list.push(LIST_CALL, helper.functionIds(k.module, [`${kind}${w}`])[0], args.length, ...args);
-    seq = helper.runList(list, list.length);
+    for (const [w, args] of calls.slice(mine)) list.push(LIST_CALL, split.functionIds(k.module, [`gather${w}`])[0], args.length, ...args);
+    seq = split.runList(list, list.length);
   }
   try {
-    for (const [w, args] of calls.slice(0, mine)) k[kind][w - 1](...args);
+    for (const [w, args] of calls.slice(0, mine)) k.gather[w - 1](...args);
   } finally {
-    if (helper) helper.join(seq);
+    if (split) split.join(seq);
   }
+}
+
+/** The two threads' output rows meet at a multiple of this (whole cache lines for any width in fours). */
+const SPLIT_ALIGN = 16;
+
+/**
+ * A scatter on two threads, split by output row: this thread adds the non-zeros whose column
+ * index is below a split point, the helper the rest. A row's non-zeros are stored in column
+ * order, so each row's run is cut in two where its indices reach the split (a binary search),
+ * and each thread gets (start, end) pairs. Every output row is updated by one thread, in the
+ * same order as on one thread: the same result, bit for bit. The split balances the non-zeros
+ * counted on every 8th row. False (nothing done) when those rows have no non-zeros.
+ */
+function scatterByIndex(io: BackendIO, k: SparseKernels, helper: GemmHelper, calls: [number, Parameters<GatherFn>][], rows: number, r: Runs, n: number): boolean {
+  const pairs = k.scratch(PAIRS, 4 * rows);
+  const heap = new Int32Array(backendMemory(io.backend)!.buffer);
+  const startOf = (row: number) => (row ? heap[(r.ends >> 2) + row - 1] : r.idx) >> 2;
+  const counts = new Int32Array(n);
+  let sampled = 0;
+  for (let row = 0; row < rows; row += 8) {
+    const end = heap[(r.ends >> 2) + row] >> 2;
+    for (let p = startOf(row); p < end; p++) counts[heap[p]]++;
+    sampled += end - startOf(row);
+  }
+  if (!sampled) return false;
+  let split = 0;
+  for (let acc = 0; split < n && 2 * (acc + counts[split]) <= sampled; split++) acc += counts[split];
+  split = Math.min(n - SPLIT_ALIGN, Math.max(SPLIT_ALIGN, Math.round(split / SPLIT_ALIGN) * SPLIT_ALIGN));
+  const mine = pairs >> 2;
+  const theirs = mine + 2 * rows;
+  for (let row = 0; row < rows; row++) {
+    const start = startOf(row);
+    const end = heap[(r.ends >> 2) + row] >> 2;
+    let [lo, hi] = [start, end]; // first p in [start, end) with index >= split
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (heap[mid] < split) lo = mid + 1;
+      else hi = mid;
+    }
+    heap[mine + 2 * row] = 4 * start;
+    heap[mine + 2 * row + 1] = 4 * lo;
+    heap[theirs + 2 * row] = 4 * lo;
+    heap[theirs + 2 * row + 1] = 4 * end;
+  }
+  const list: number[] = [];
+  for (const [w, args] of calls) {
+    const a = [...args];
+    a[3] = 4 * theirs;
+    list.push(LIST_CALL, helper.functionIds(k.module, [`scatterPairs${w}`])[0], a.length, ...a);
+  }
+  const seq = helper.runList(list, list.length);
+  try {
+    for (const [w, args] of calls) {
+      const a = [...args] as Parameters<GatherFn>;
+      a[3] = 4 * mine;
+      k.scatterPairs[w - 1](...a);
+    }
+  } finally {
+    helper.join(seq);
+  }
+  return true;
 }
 
 /**
@@ -283,7 +358,7 @@ export function sparseFilterGradT(io: BackendIO, x: TensorInfo, dz: TensorInfo, 
   const c = k && compressed(k, dz, heapOffset(io.backend, dz), m, n);
   if (!k || !c) return null;
   const dwt = io.alloc([n, cin], true);
-  byBlocks(io, k, 'scatter', heapOffset(io.backend, dwt), m, cin / 4, c, heapOffset(io.backend, x));
+  byBlocks(io, k, 'scatter', heapOffset(io.backend, dwt), m, cin / 4, c, heapOffset(io.backend, x), n);
   return dwt;
 }
 

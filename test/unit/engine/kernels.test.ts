@@ -163,3 +163,18 @@ test('gradients of tf.conv2d / tf.depthwiseConv2d work on the active backend and
   await tf.setBackend(backendName);
   ours.forEach((g, i) => assertClose(g, ref[i], `grad ${i}`));
 });
+
+test('BackendIO.transpose2d (SIMD 4x4 blocks on wasm, tfjs Transpose otherwise) equals tf.transpose exactly', async () => {
+  const { BackendIO } = await import('../../../src/main/engine/kernels/backend-io');
+  const io = new BackendIO(tf.backend(), backendName);
+  for (const [r, c] of [[4, 4], [8, 12], [112, 1280], [1280, 112], [6, 10], [3, 8]]) {
+    const a = tf.tensor2d(Float32Array.from({ length: r * c }, (_, i) => i * 0.5 - 3), [r, c]);
+    const out = io.transpose2d({ dataId: a.dataId, shape: a.shape, dtype: a.dtype }, r, c);
+    assert.deepEqual(out.shape, [c, r]);
+    const got = io.view(out).slice();
+    const want = tf.transpose(a).dataSync();
+    assert.deepEqual(got, want, `${r}x${c}`);
+    io.dispose(out);
+    a.dispose();
+  }
+});

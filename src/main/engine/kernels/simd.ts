@@ -80,15 +80,52 @@ function adamBody(): number[] {
   return [...init, ...countdown(7, inner)];
 }
 
+/** i8x16.shuffle of two vectors' 32-bit lanes (0-3 from the first, 4-7 from the second). */
+const shuffle32 = (lanes: number[]) => [...simd(0x0d), ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])];
+
+function transposeBody(): number[] {
+  // transpose4(src, dst, rows4, cols4, ss, ds): the [4 rows4, 4 cols4] matrix at src (rows ss
+  // bytes apart) transposed into dst (rows ds bytes apart), 4x4 blocks in registers.
+  // Locals: 6 j, 7 s, 8 d, 9 ss2, 10 ss3, 11 ds2, 12 ds3 (i32); 13-16 a0-a3, 17-20 t0-t3 (v128).
+  const [J, S, D, SS2, SS3, DS2, DS3] = [6, 7, 8, 9, 10, 11, 12];
+  const A = (k: number) => 13 + k;
+  const T = (k: number) => 17 + k;
+  const mul = [0x6c];
+  const at = (base: number, stride: number[]) => [...get(base), ...stride, ...add];
+  const loads = [
+    ...get(S), ...vload, ...set(A(0)),
+    ...at(S, get(4)), ...vload, ...set(A(1)),
+    ...at(S, get(SS2)), ...vload, ...set(A(2)),
+    ...at(S, get(SS3)), ...vload, ...set(A(3)),
+  ];
+  const pairs = [
+    ...get(A(0)), ...get(A(1)), ...shuffle32([0, 4, 1, 5]), ...set(T(0)),
+    ...get(A(2)), ...get(A(3)), ...shuffle32([0, 4, 1, 5]), ...set(T(1)),
+    ...get(A(0)), ...get(A(1)), ...shuffle32([2, 6, 3, 7]), ...set(T(2)),
+    ...get(A(2)), ...get(A(3)), ...shuffle32([2, 6, 3, 7]), ...set(T(3)),
+  ];
+  const stores = [
+    ...get(D), ...get(T(0)), ...get(T(1)), ...shuffle32([0, 1, 4, 5]), ...vstore,
+    ...at(D, get(5)), ...get(T(0)), ...get(T(1)), ...shuffle32([2, 3, 6, 7]), ...vstore,
+    ...at(D, get(DS2)), ...get(T(2)), ...get(T(3)), ...shuffle32([0, 1, 4, 5]), ...vstore,
+    ...at(D, get(DS3)), ...get(T(2)), ...get(T(3)), ...shuffle32([2, 3, 6, 7]), ...vstore,
+  ];
+  const inner = [...loads, ...pairs, ...stores, ...bump(S, i32(16)), ...bump(D, [...get(5), ...i32(4), ...mul])];
+  const row = [...get(0), ...set(S), ...get(1), ...set(D), ...get(3), ...set(J), ...countdown(J, inner), ...bump(0, [...get(4), ...i32(4), ...mul]), ...bump(1, i32(16))];
+  const init = [...get(4), ...i32(2), ...mul, ...set(SS2), ...get(4), ...i32(3), ...mul, ...set(SS3), ...get(5), ...i32(2), ...mul, ...set(DS2), ...get(5), ...i32(3), ...mul, ...set(DS3)];
+  return [...init, ...countdown(2, row)];
+}
+
 function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const types = [fnType([I32, I32, I32, I32, I32, F32, F32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32, I32, I32]), fnType([I32, I32, I32, I32, I32, I32]), fnType([...new Array(8).fill(I32), ...new Array(10).fill(F32)])];
-  const exports: [string, number][] = [['act_mask_sum', 0], ['fma_strided', 1], ['fma_strided2', 2], ['row_sum', 3], ['adam', 4]];
-  return assemble(shared, types, [0, 1, 1, 2, 3], exports, [
+  const exports: [string, number][] = [['act_mask_sum', 0], ['fma_strided', 1], ['fma_strided2', 2], ['row_sum', 3], ['adam', 4], ['transpose4', 5]];
+  return assemble(shared, types, [0, 1, 1, 2, 3, 2], exports, [
     code([[2, I32], [6, V128]], actMaskSumBody()),
     code([[4, I32]], fmaStridedBody(1)),
     code([[4, I32]], fmaStridedBody(2)),
     code([[2, I32]], rowSumBody()),
     code([[13, V128]], adamBody()),
+    code([[7, I32], [8, V128]], transposeBody()),
   ]);
 }
 
@@ -100,6 +137,8 @@ export interface SimdKernels {
   rowSum(x: number, sums: number, rows: number, c4: number): void;
   /** One Adam/AdamW update over 4*n4 floats (see adamBody); rbc = 1 / bias correction. */
   adam(p: number, g: number, m: number, v: number, po: number, mo: number, vo: number, n4: number, beta1: number, c1: number, beta2: number, c2: number, l2: number, keep: number, rbc1: number, rbc2: number, eps: number, lr: number): void;
+  /** dst [cols, rows] = the transpose of src [rows, cols], both multiples of 4 (byte offsets). */
+  transpose(src: number, dst: number, rows: number, cols: number): void;
   /** The compiled module (its exports: act_mask_sum, ...), for a helper thread's own instance. */
   module: WebAssembly.Module;
 }
@@ -124,13 +163,14 @@ export function simdFor(backend: tf.KernelBackend): SimdKernels | null {
     const mod = new WebAssembly.Module(moduleBytes(shared));
     const inst = new WebAssembly.Instance(mod, { env: { memory } });
     type Fma = SimdKernels['fmaStrided'];
-    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; fma_strided2: Fma; row_sum: (x: number, sums: number, rows: number, c4: number, u0: number, u1: number) => void; adam: SimdKernels['adam'] };
+    const e = inst.exports as unknown as { act_mask_sum: SimdKernels['actMaskSum']; fma_strided: Fma; fma_strided2: Fma; row_sum: (x: number, sums: number, rows: number, c4: number, u0: number, u1: number) => void; adam: SimdKernels['adam']; transpose4: (src: number, dst: number, rows4: number, cols4: number, ss: number, ds: number) => void };
     // The two-vector unrolled variants halve the loop overhead when the width allows.
     kernels = {
       actMaskSum: e.act_mask_sum,
       fmaStrided: (t, x, d, c4, count, ts, xs, ds) => (c4 % 2 === 0 ? e.fma_strided2 : e.fma_strided)(t, x, d, c4, count, ts, xs, ds),
       rowSum: (x, sums, rows, c4) => e.row_sum(x, sums, rows, c4, 0, 0),
       adam: e.adam,
+      transpose: (src, dst, rows, cols) => e.transpose4(src, dst, rows / 4, cols / 4, 4 * cols, 4 * rows),
       module: mod,
     };
   } catch {

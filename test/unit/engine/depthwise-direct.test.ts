@@ -112,3 +112,38 @@ test('the direct depthwise forward shared with the helper thread (two threads: h
   }
   tf.dispose([x, w, bias]);
 });
+
+test('the direct depthwise filter gradient summed in two halves of the batch (the helper thread takes one) is bit-identical on one and two threads, and right', (t) => {
+  const io = new BackendIO(tf.backend(), 'wasm');
+  if (!gemmFor(tf.backend())?.helper()) return t.skip('single-threaded wasm memory: no helper thread');
+  // MobileNetV2's last blocks at batch 16 (several flushes per half), and an odd batch with a stride.
+  for (const [shape, strides] of [[[16, 7, 7, 336], [1, 1]], [[5, 9, 11, 24], [2, 2]]] as [[number, number, number, number], [number, number]][]) {
+    const conv = tf.backend_util.computeConv2DInfo(shape, [3, 3, shape[3], 1], strides, 1, 'same', undefined, true);
+    const g = dwGeometry(conv)!;
+    const x = tf.randomNormal(shape, 0, 2, 'float32', 31);
+    const dy = tf.randomNormal(conv.outShape, 0, 1, 'float32', 32);
+    const before = gemmThreadCount();
+    const run = (threads: number) => {
+      setGemmThreads(threads);
+      const dW = depthwiseFilterGradDirect(io, g, info(x), info(dy))!;
+      const values = io.view(dW).slice();
+      io.dispose(dW);
+      return values;
+    };
+    try {
+      const one = run(1);
+      assert.deepEqual(run(2), one, JSON.stringify(shape));
+      const was = setDirectDepthwise(false);
+      try {
+        const ref = tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { strides, pad: 'same', dilations: [1, 1], dataFormat: 'NHWC', filterShape: [3, 3, shape[3], 1] } as never) as tf.Tensor;
+        assertClose(one, ref.dataSync() as Float32Array, 1e-5, JSON.stringify(shape));
+        ref.dispose();
+      } finally {
+        setDirectDepthwise(was);
+      }
+    } finally {
+      setGemmThreads(before);
+    }
+    tf.dispose([x, dy]);
+  }
+});

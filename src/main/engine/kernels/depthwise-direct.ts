@@ -73,9 +73,10 @@ interface DwModule {
   fwd: FwdFn[][];
   grad: GradFn[][];
   flush: (tmp: number, totals: number, n4: number) => void;
-  /** The compiled module and fwd's export names, for a helper thread's own instance. */
+  /** The compiled module and fwd's and grad's export names, for a helper thread's own instance. */
   module: WebAssembly.Module;
   fwdNames: string[][];
+  gradNames: string[][];
 }
 
 /** Runs with the same in-bounds taps share one function. */
@@ -183,7 +184,7 @@ function buildModule(memory: WebAssembly.Memory, g: DwGeometry, relaxed: boolean
   const e = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, never>;
   const names = (prefix: string) => rows.map((r) => cols.map((c) => `${prefix}${variantKey(r, c)}`));
   const table = <F>(prefix: string) => names(prefix).map((row) => row.map((name) => e[name] as F));
-  return { rows, cols, fwd: table<FwdFn>('fwd'), grad: table<GradFn>('grad'), flush: e.flush, module, fwdNames: names('fwd') };
+  return { rows, cols, fwd: table<FwdFn>('fwd'), grad: table<GradFn>('grad'), flush: e.flush, module, fwdNames: names('fwd'), gradNames: names('grad') };
 }
 
 const modules = new WeakMap<WebAssembly.Memory, Map<string, DwModule>>();
@@ -323,8 +324,10 @@ export function depthwiseRowsKernel(backend: tf.KernelBackend, g: DwGeometry): D
 
 /**
  * The filter gradient [kh, kw, c, 1] of the depthwise conv of x with output gradient dy:
- * float32 sums of at most TERMS_PER_FLUSH terms each, added up in float64. Null when this
- * geometry isn't handled here.
+ * float32 sums of at most TERMS_PER_FLUSH terms each, added up in float64. A batch of two or
+ * more images is summed in two halves, each into its own totals, added at the end: with two
+ * threads the GEMM helper takes the second half (the same calls, so the same result on one
+ * thread or two). Null when this geometry isn't handled here.
  */
 export function depthwiseFilterGradDirect(io: BackendIO, g: DwGeometry, x: TensorInfo, dy: TensorInfo): TensorInfo | null {
   const backend = io.backend;
@@ -332,32 +335,57 @@ export function depthwiseFilterGradDirect(io: BackendIO, g: DwGeometry, x: Tenso
   const xAt = heapOffset(backend, x);
   if (!m || !fits(g, xAt)) return null;
   const taps = g.kh * g.kw * g.c;
-  const tmp = io.alloc([taps], true);
-  const totals = io.alloc([2 * taps], true); // float64 [taps]
+  const halves = g.n >= 2 ? 2 : 1;
+  const tmp = io.alloc([halves * taps], true);
+  const totals = io.alloc([halves * 2 * taps], true); // float64 [halves, taps]
   const [tAt, sAt, dAt] = [heapOffset(backend, tmp), heapOffset(backend, totals), heapOffset(backend, dy)];
   const c4 = g.c / 4;
   const rowsPerChunk = Math.max(1, Math.min(bandRows(g), Math.floor(TERMS_PER_FLUSH / g.wo)));
-  let pending = 0;
-  for (let n = 0; n < g.n; n++) {
-    for (let o0 = 0; o0 < g.ho; o0 += rowsPerChunk) {
-      const o1 = Math.min(g.ho, o0 + rowsPerChunk);
-      const terms = (o1 - o0) * g.wo;
-      if (pending + terms > TERMS_PER_FLUSH) {
-        m.flush(tAt, sAt, taps / 4);
-        pending = 0;
+  /** Images [n0, n1) into sums (float32, then float64 totals), as calls of grad[i][j] and of flush. */
+  const sum = (n0: number, n1: number, t: number, s: number, grad: (i: number, j: number, args: Parameters<GradFn>) => void, flush: () => void) => {
+    let pending = 0;
+    for (let n = n0; n < n1; n++) {
+      for (let o0 = 0; o0 < g.ho; o0 += rowsPerChunk) {
+        const o1 = Math.min(g.ho, o0 + rowsPerChunk);
+        const terms = (o1 - o0) * g.wo;
+        if (pending + terms > TERMS_PER_FLUSH) {
+          flush();
+          pending = 0;
+        }
+        pending += terms;
+        m.rows.forEach((r, i) => {
+          const a = Math.max(o0, r.o0);
+          const b = Math.min(o1, r.o1);
+          if (a < b) m.cols.forEach((c, j) => grad(i, j, [xAt + windowAt(g, n, a, c.o0), dAt + ((n * g.ho + a) * g.wo + c.o0) * g.c * 4, t, b - a, c.o1 - c.o0, c4]));
+        });
       }
-      pending += terms;
-      m.rows.forEach((r, i) => {
-        const a = Math.max(o0, r.o0);
-        const b = Math.min(o1, r.o1);
-        if (a < b) m.cols.forEach((c, j) => m.grad[i][j](xAt + windowAt(g, n, a, c.o0), dAt + ((n * g.ho + a) * g.wo + c.o0) * g.c * 4, tAt, b - a, c.o1 - c.o0, c4));
-      });
     }
+    flush();
+  };
+  const half = Math.ceil(g.n / 2);
+  const parts = halves === 2 ? [[0, half], [half, g.n]] : [[0, g.n]];
+  const [t1, s1] = [tAt + 4 * taps, sAt + 8 * taps];
+  const helper = halves === 2 && gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
+  let seq = 0;
+  if (helper) {
+    const ids = m.gradNames.map((row) => helper.functionIds(m.module, row));
+    const [flushId] = helper.functionIds(m.module, ['flush']);
+    const list: number[] = [];
+    sum(half, g.n, t1, s1, (i, j, args) => list.push(LIST_CALL, ids[i][j], args.length, ...args), () => list.push(LIST_CALL, flushId, 3, t1, s1, taps / 4));
+    seq = helper.runList(list, list.length);
   }
-  m.flush(tAt, sAt, taps / 4);
+  const here = (t: number, s: number) => [(i: number, j: number, args: Parameters<GradFn>) => m.grad[i][j](...args), () => m.flush(t, s, taps / 4)] as const;
+  try {
+    sum(parts[0][0], parts[0][1], tAt, sAt, ...here(tAt, sAt));
+    if (!helper && halves === 2) sum(half, g.n, t1, s1, ...here(t1, s1));
+  } finally {
+    if (helper) helper.join(seq);
+  }
   const out = io.alloc([g.kh, g.kw, g.c, 1]);
-  const sums = new Float64Array(io.view(totals).buffer, heapOffset(backend, totals), taps);
-  io.view(out).set(sums);
+  const sums = new Float64Array(io.view(totals).buffer, sAt, halves * taps);
+  const o = io.view(out);
+  if (halves === 2) for (let k = 0; k < taps; k++) o[k] = sums[k] + sums[taps + k];
+  else o.set(sums);
   io.dispose(tmp);
   io.dispose(totals);
   return out;

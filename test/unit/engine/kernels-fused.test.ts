@@ -200,3 +200,29 @@ test('activation gradient + bias sums: the row blocks shared with the helper thr
   }
   tf.dispose([dy, y]);
 });
+
+test('global average pool: the images shared with the helper thread (two threads) give the one-thread value and gradient bit for bit', (t) => {
+  if (tf.getBackend() !== 'wasm' || !gemmFor(tf.backend())?.helper()) return t.skip('no helper thread');
+  // MobileNetV2's top at batch 16, and an odd batch with more rows than one float32 block (81 > 64).
+  for (const shape of [[16, 7, 7, 1280], [5, 9, 9, 12]] as [number, number, number, number][]) {
+    const x = tf.variable(tf.randomNormal(shape, 0, 2, 'float32', 15));
+    const w = tf.randomNormal([shape[3], 3], 0, 1, 'float32', 16);
+    const before = gemmThreadCount();
+    const run = (threads: number) => {
+      setGemmThreads(threads);
+      const y = globalAvgPool(x as unknown as tf.Tensor4D);
+      const g = tf.variableGrads(() => tf.sum(tf.square(tf.matMul(globalAvgPool(x as unknown as tf.Tensor4D), w))) as tf.Scalar, [x]);
+      const out = [y.dataSync().slice(), g.grads[x.name].dataSync().slice()];
+      tf.dispose([y, g.value, ...Object.values(g.grads)]);
+      return out;
+    };
+    try {
+      const one = run(1);
+      assert.deepEqual(run(2), one, `${shape}`);
+      tf.tidy(() => assertClose(tf.tensor(one[0], [shape[0], shape[3]]), tf.mean(x, [1, 2]), `pool ${shape}`));
+    } finally {
+      setGemmThreads(before);
+    }
+    tf.dispose([x, w]);
+  }
+});

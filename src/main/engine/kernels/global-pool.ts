@@ -3,10 +3,12 @@
  * one-kernel gradient. tfjs runs `mean(x, [1, 2])` on wasm as a transpose of the whole
  * feature map followed by a reduction (and its gradient as a broadcast plus a division),
  * which cost more than the head itself; summing each image's h*w rows of c floats in
- * place is one pass over the features.
+ * place is one pass over the features. With two threads each kernel gives half of the
+ * images to the GEMM helper thread (bit-identical to one thread).
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
+import { LIST_CALL, LIST_COPY, gemmFor, gemmThreadCount, type GemmHelper } from './gemm-simd';
 import { heapOffset, simdFor } from './simd';
 
 export const GLOBAL_AVG_POOL = 'FinetuneGlobalAvgPool';
@@ -18,6 +20,11 @@ function io(backend: tf.KernelBackend): BackendIO {
   return new BackendIO(backend, 'typedArrayFromHeap' in backend ? 'wasm' : 'cpu');
 }
 
+/** The GEMM helper thread when two threads are in use and a batch has images to share, else null. */
+function helperFor(backend: tf.KernelBackend, n: number): GemmHelper | null {
+  return n > 1 && gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
+}
+
 function forward(args: { inputs: { x: TensorInfo }; backend: tf.KernelBackend }): TensorInfo {
   const { x } = args.inputs;
   const [n, h, w, c] = x.shape;
@@ -26,25 +33,46 @@ function forward(args: { inputs: { x: TensorInfo }; backend: tf.KernelBackend })
   const out = b.alloc([n, c]);
   const simd = b.kind === 'wasm' && c % 4 === 0 ? simdFor(args.backend) : null;
   const totals = new Float64Array(c);
-  const block = simd ? b.alloc([c]) : null;
+  if (!simd) {
+    const v = b.view(x);
+    const o = b.view(out);
+    for (let i = 0; i < n; i++) {
+      totals.fill(0);
+      for (let r = 0, k = i * rows * c; r < rows; r++, k += c) for (let j = 0; j < c; j++) totals[j] += v[k + j];
+      for (let j = 0; j < c; j++) o[i * c + j] = totals[j] / rows;
+    }
+    return out;
+  }
+  // Float32 sums of BLOCK_ROWS rows (SIMD), one per image and block, then added in float64.
+  // With two threads the GEMM helper sums the second half of the images (the same calls).
+  const blocksPerImage = Math.ceil(rows / BLOCK_ROWS);
+  const blocks = b.alloc([n * blocksPerImage, c], true);
+  const [xAt, bAt] = [heapOffset(args.backend, x), heapOffset(args.backend, blocks)];
+  const sums = (i: number, call: (args: [number, number, number, number, number, number]) => void) => {
+    for (let k = 0; k < blocksPerImage; k++) call([xAt + (i * rows + k * BLOCK_ROWS) * c * 4, bAt + (i * blocksPerImage + k) * c * 4, Math.min(BLOCK_ROWS, rows - k * BLOCK_ROWS), c / 4, 0, 0]);
+  };
+  const helper = helperFor(args.backend, n);
+  const mine = helper ? Math.ceil(n / 2) : n;
+  let seq = 0;
+  if (helper) {
+    const [id] = helper.functionIds(simd.module, ['row_sum']);
+    const list: number[] = [];
+    for (let i = mine; i < n; i++) sums(i, (a) => list.push(LIST_CALL, id, a.length, ...a));
+    seq = helper.runList(list, list.length);
+  }
+  try {
+    for (let i = 0; i < mine; i++) sums(i, (a) => simd.rowSum(a[0], a[1], a[2], a[3]));
+  } finally {
+    if (helper) helper.join(seq);
+  }
+  const part = b.view(blocks);
+  const o = b.view(out);
   for (let i = 0; i < n; i++) {
     totals.fill(0);
-    if (simd && block) {
-      for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
-        const k = Math.min(BLOCK_ROWS, rows - r0);
-        b.view(block).fill(0);
-        simd.rowSum(heapOffset(args.backend, x) + (i * rows + r0) * c * 4, heapOffset(args.backend, block), k, c / 4);
-        const part = b.view(block);
-        for (let j = 0; j < c; j++) totals[j] += part[j];
-      }
-    } else {
-      const v = b.view(x);
-      for (let r = 0, o = i * rows * c; r < rows; r++, o += c) for (let j = 0; j < c; j++) totals[j] += v[o + j];
-    }
-    const o = b.view(out);
+    for (let k = 0; k < blocksPerImage; k++) for (let j = 0, p = (i * blocksPerImage + k) * c; j < c; j++) totals[j] += part[p + j];
     for (let j = 0; j < c; j++) o[i * c + j] = totals[j] / rows;
   }
-  if (block) b.dispose(block);
+  b.dispose(blocks);
   return out;
 }
 
@@ -56,10 +84,25 @@ function backward(args: { inputs: { dy: TensorInfo; x: TensorInfo }; backend: tf
   const dx = b.alloc([...x.shape]);
   const g = b.view(dy);
   const out = b.view(dx);
-  const row = new Float32Array(c);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < c; j++) row[j] = g[i * c + j] / rows;
-    for (let r = 0, o = i * rows * c; r < rows; r++, o += c) out.set(row, o);
+  // Each image's first row is dy / rows; the others are copies of it. With two threads the
+  // GEMM helper copies the second half of the images' rows.
+  for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) out[i * rows * c + j] = g[i * c + j] / rows;
+  const helper = b.kind === 'wasm' ? helperFor(args.backend, n) : null;
+  const mine = helper ? Math.ceil(n / 2) : n;
+  let seq = 0;
+  if (helper) {
+    const at = heapOffset(args.backend, dx) / 4;
+    const list: number[] = [];
+    for (let i = mine; i < n; i++) for (let r = 1, o = at + i * rows * c; r < rows; r++) list.push(LIST_COPY, o + r * c, o, c);
+    seq = helper.runList(list, list.length);
+  }
+  try {
+    for (let i = 0; i < mine; i++) {
+      const row = out.subarray(i * rows * c, i * rows * c + c);
+      for (let r = 1, o = i * rows * c + c; r < rows; r++, o += c) out.set(row, o);
+    }
+  } finally {
+    if (helper) helper.join(seq);
   }
   return dx;
 }

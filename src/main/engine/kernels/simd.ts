@@ -55,10 +55,28 @@ function fmaStridedBody(lanes: number): number[] {
 
 function rowSumBody(): number[] {
   // row_sum(x, sums, rows, c4, _, _): sums[k] += x[row][k] for each of `rows` contiguous rows
-  // of 4*c4 floats. Locals: 6 p, 7 k.
-  const inner = [...get(6), ...get(6), ...vload, ...get(0), ...vload, ...fadd, ...vstore, ...bump(6, i32(16)), ...bump(0, i32(16))];
-  const row = [...get(1), ...set(6), ...get(3), ...set(7), ...countdown(7, inner)];
-  return countdown(2, row);
+  // of 4*c4 floats, in row order. Column blocks of 8 vectors (then single vectors) are summed
+  // down the rows in registers. Locals: 6 p, 7 r, 8 blocks, 9 tail, 10 stride (i32); 11-18 acc.
+  const [P, R, BLOCKS, TAIL, STRIDE] = [6, 7, 8, 9, 10];
+  const ACC = (j: number) => 11 + j;
+  const column = (w: number, counter: number) => {
+    const load: number[] = [];
+    const accumulate: number[] = [];
+    const store: number[] = [];
+    for (let j = 0; j < w; j++) {
+      load.push(...get(1), ...vloadAt(16 * j), ...set(ACC(j)));
+      accumulate.push(...get(ACC(j)), ...get(P), ...vloadAt(16 * j), ...fadd, ...set(ACC(j)));
+      store.push(...get(1), ...get(ACC(j)), ...vstoreAt(16 * j));
+    }
+    const rows = [...accumulate, ...bump(P, get(STRIDE))];
+    const block = [...load, ...get(0), ...set(P), ...get(2), ...set(R), ...countdown(R, rows), ...store, ...bump(0, i32(16 * w)), ...bump(1, i32(16 * w))];
+    return countdown(counter, block);
+  };
+  return [
+    ...get(3), ...i32(4), 0x74 /* shl */, ...set(STRIDE),
+    ...get(3), ...i32(3), ...shrU, ...set(BLOCKS), ...get(3), ...i32(7), 0x71 /* and */, ...set(TAIL),
+    ...column(8, BLOCKS), ...column(1, TAIL),
+  ];
 }
 
 function adamBody(): number[] {
@@ -123,7 +141,7 @@ function moduleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
     code([[2, I32], [6, V128]], actMaskSumBody()),
     code([[4, I32]], fmaStridedBody(1)),
     code([[4, I32]], fmaStridedBody(2)),
-    code([[2, I32]], rowSumBody()),
+    code([[5, I32], [8, V128]], rowSumBody()),
     code([[13, V128]], adamBody()),
     code([[7, I32], [8, V128]], transposeBody()),
   ]);

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
-import { LIST_CALL, gemmFor, gemmThreadCount } from './gemm-simd';
+import { LIST_CALL, helperThread } from './gemm-simd';
 import { heapOffset, simdFor } from './simd';
 import { noteMaskedShare } from './sparse-grad';
 
@@ -60,21 +60,18 @@ function kernelFunc(args: { inputs: { dy: TensorInfo; y: TensorInfo }; backend: 
     const p = at(partials) + k * slot * 4;
     return [at(dy) + r0 * rowBytes, at(y) + r0 * rowBytes, at(dz) + r0 * rowBytes, Math.min(BLOCK_ROWS, rows - r0), channels / 4, lo, hi, p, p + channels * 4];
   };
-  const helper = blocks > 1 && rows * channels >= SPLIT_MIN && gemmThreadCount() > 1 ? (gemmFor(args.backend)?.helper() ?? null) : null;
+  const helper = blocks > 1 && rows * channels >= SPLIT_MIN ? helperThread(args.backend) : null;
   const mine = helper ? Math.ceil(blocks / 2) : blocks;
-  let seq = 0;
+  const here = () => {
+    for (let k = 0; k < mine; k++) simd.actMaskSum(...argsOf(k));
+  };
   if (helper) {
     // The second half of the blocks on the helper thread.
     const [id] = helper.functionIds(simd.module, ['act_mask_sum']);
     const list: number[] = [];
     for (let k = mine; k < blocks; k++) list.push(LIST_CALL, id, 9, ...argsOf(k));
-    seq = helper.runList(list, list.length);
-  }
-  try {
-    for (let k = 0; k < mine; k++) simd.actMaskSum(...argsOf(k));
-  } finally {
-    if (helper) helper.join(seq);
-  }
+    helper.alongside(list, here);
+  } else here();
   const sums = b.view(partials);
   const lanes = new Int32Array(sums.buffer, sums.byteOffset, sums.length);
   const totals = new Float64Array(channels);

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
-import { LIST_CALL, gemmFor, gemmThreadCount } from './gemm-simd';
+import { LIST_CALL, helperThread } from './gemm-simd';
 import { heapOffset, simdFor } from './simd';
 
 export const ADAM_KERNEL = 'FinetuneAdamStep';
@@ -51,19 +51,14 @@ function kernelFunc(args: { inputs: { p: TensorInfo; g: TensorInfo; m: TensorInf
     const ptrs = [p, g, mIn, vIn, pOut, mOut, vOut].map(at);
     const range = (v0: number, n4: number) => [...ptrs.map((q) => q + 16 * v0), n4, b1, c1, b2, c2, a.l2, keep, 1 / a.bc1, 1 / a.bc2, a.eps, a.lr] as Parameters<typeof simd.adam>;
     // Element-wise: with two threads the GEMM helper updates the second half of the vectors.
-    const helper = n >= SPLIT_MIN && gemmThreadCount() > 1 ? (gemmFor(args.backend)?.helper() ?? null) : null;
+    const helper = n >= SPLIT_MIN ? helperThread(args.backend) : null;
     const n4 = n >> 2;
     const mine = helper ? n4 >> 1 : n4;
-    let seq = 0;
+    const here = () => simd.adam(...range(0, mine));
     if (helper) {
-      const args2 = range(mine, n4 - mine);
-      seq = helper.runList([LIST_CALL, helper.functionIds(simd.module, ['adam'])[0], args2.length, ...args2], 3 + args2.length);
-    }
-    try {
-      simd.adam(...range(0, mine));
-    } finally {
-      if (helper) helper.join(seq);
-    }
+      const theirs = range(mine, n4 - mine);
+      helper.alongside([LIST_CALL, helper.functionIds(simd.module, ['adam'])[0], theirs.length, ...theirs], here);
+    } else here();
     done = n & ~3;
   }
   const [pv, gv, po, mo, vo] = [b.view(p), b.view(g), b.view(pOut), b.view(mOut), b.view(vOut)];

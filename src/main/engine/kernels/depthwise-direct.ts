@@ -16,7 +16,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { LIST_CALL, gemmFor, gemmThreadCount, relaxedSimd, type GemmHelper } from './gemm-simd';
+import { LIST_CALL, helperThread, relaxedSimd, type GemmHelper } from './gemm-simd';
 import type { ConvInfo } from './loops';
 import { backendMemory, heapOffset } from './simd';
 import { F32, I32, V128, bump, code, countdown, fadd, fmadd, fmul, fnType, fpmax, fpmin, get, i32, moduleBytes, set, simd, splat, vload, vloadAt, vstore, vstoreAt, vzero } from './wasm-asm';
@@ -266,19 +266,19 @@ export function depthwiseDirect(io: BackendIO, g: DwGeometry, x: TensorInfo, fil
   const [wAt, bAt, oAt] = [heapOffset(backend, filter), heapOffset(backend, bias ?? zeros!), heapOffset(backend, out)];
   const image = (n: number, call?: (i: number, j: number, args: Parameters<FwdFn>) => void) => forwardRows(m, g, xAt + n * g.h * g.w * g.c * 4, wAt, bAt, oAt + n * g.ho * g.wo * g.c * 4, 0, g.ho, lo, hi, call);
   // With two threads the GEMM helper takes the second half of the images (the same calls).
-  const helper = g.n > 1 && gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
+  const helper = g.n > 1 ? helperThread(backend) : null;
   const mine = helper ? Math.ceil(g.n / 2) : g.n;
-  let seq = 0;
-  if (helper) {
-    const ids = m.fwdNames.map((row) => helper.functionIds(m.module, row));
-    const list: number[] = [];
-    for (let n = mine; n < g.n; n++) image(n, (i, j, args) => list.push(LIST_CALL, ids[i][j], args.length, ...args));
-    seq = helper.runList(list, list.length);
-  }
-  try {
+  const here = () => {
     for (let n = 0; n < mine; n++) image(n);
+  };
+  try {
+    if (helper) {
+      const ids = m.fwdNames.map((row) => helper.functionIds(m.module, row));
+      const list: number[] = [];
+      for (let n = mine; n < g.n; n++) image(n, (i, j, args) => list.push(LIST_CALL, ids[i][j], args.length, ...args));
+      helper.alongside(list, here);
+    } else here();
   } finally {
-    if (helper) helper.join(seq);
     if (zeros) io.dispose(zeros);
   }
   return out;
@@ -362,24 +362,21 @@ export function depthwiseFilterGradDirect(io: BackendIO, g: DwGeometry, x: Tenso
     }
     flush();
   };
-  const half = Math.ceil(g.n / 2);
-  const parts = halves === 2 ? [[0, half], [half, g.n]] : [[0, g.n]];
+  // Images [0, half) into the first totals, [half, n) into the second.
+  const half = halves === 2 ? Math.ceil(g.n / 2) : g.n;
   const [t1, s1] = [tAt + 4 * taps, sAt + 8 * taps];
-  const helper = halves === 2 && gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
-  let seq = 0;
+  const run = (n0: number, n1: number, t: number, s: number) =>
+    sum(n0, n1, t, s, (i, j, args) => m.grad[i][j](...args), () => m.flush(t, s, taps / 4));
+  const helper = halves === 2 ? helperThread(backend) : null;
   if (helper) {
     const ids = m.gradNames.map((row) => helper.functionIds(m.module, row));
     const [flushId] = helper.functionIds(m.module, ['flush']);
     const list: number[] = [];
     sum(half, g.n, t1, s1, (i, j, args) => list.push(LIST_CALL, ids[i][j], args.length, ...args), () => list.push(LIST_CALL, flushId, 3, t1, s1, taps / 4));
-    seq = helper.runList(list, list.length);
-  }
-  const here = (t: number, s: number) => [(i: number, j: number, args: Parameters<GradFn>) => m.grad[i][j](...args), () => m.flush(t, s, taps / 4)] as const;
-  try {
-    sum(parts[0][0], parts[0][1], tAt, sAt, ...here(tAt, sAt));
-    if (!helper && halves === 2) sum(half, g.n, t1, s1, ...here(t1, s1));
-  } finally {
-    if (helper) helper.join(seq);
+    helper.alongside(list, () => run(0, half, tAt, sAt));
+  } else {
+    run(0, half, tAt, sAt);
+    if (halves === 2) run(half, g.n, t1, s1);
   }
   const out = io.alloc([g.kh, g.kw, g.c, 1]);
   const sums = new Float64Array(io.view(totals).buffer, sAt, halves * taps);

@@ -435,6 +435,16 @@ for (;;) {
     return this.seq;
   }
 
+  /** Run `list` (LIST_* ops) on the helper while `here` runs on this thread; returns when both are done. */
+  alongside(list: number[], here: () => void): void {
+    const seq = this.runList(list, list.length);
+    try {
+      here();
+    } finally {
+      this.join(seq);
+    }
+  }
+
   /** Wait for the helper's share; throws if it failed. */
   join(seq: number): void {
     for (let spin = 0; Atomics.load(this.ctrl, 1) !== seq; spin++) {
@@ -457,6 +467,11 @@ export function setGemmThreads(n: number): void {
 /** The thread count set above. */
 export function gemmThreadCount(): number {
   return gemmThreads;
+}
+
+/** The helper thread our kernels split their work with: when two threads are in use, else null. */
+export function helperThread(backend: tf.KernelBackend): GemmHelper | null {
+  return gemmThreads > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
 }
 
 /** Below this many multiply-adds a second thread costs more than it saves. */

@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
-import { LIST_CALL, LIST_COPY, gemmFor, gemmThreadCount, type GemmHelper } from './gemm-simd';
+import { LIST_CALL, LIST_COPY, helperThread } from './gemm-simd';
 import { heapOffset, simdFor } from './simd';
 
 export const GLOBAL_AVG_POOL = 'FinetuneGlobalAvgPool';
@@ -18,11 +18,6 @@ const BLOCK_ROWS = 64;
 
 function io(backend: tf.KernelBackend): BackendIO {
   return new BackendIO(backend, 'typedArrayFromHeap' in backend ? 'wasm' : 'cpu');
-}
-
-/** The GEMM helper thread when two threads are in use and a batch has images to share, else null. */
-function helperFor(backend: tf.KernelBackend, n: number): GemmHelper | null {
-  return n > 1 && gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
 }
 
 function forward(args: { inputs: { x: TensorInfo }; backend: tf.KernelBackend }): TensorInfo {
@@ -51,20 +46,17 @@ function forward(args: { inputs: { x: TensorInfo }; backend: tf.KernelBackend })
   const sums = (i: number, call: (args: [number, number, number, number, number, number]) => void) => {
     for (let k = 0; k < blocksPerImage; k++) call([xAt + (i * rows + k * BLOCK_ROWS) * c * 4, bAt + (i * blocksPerImage + k) * c * 4, Math.min(BLOCK_ROWS, rows - k * BLOCK_ROWS), c / 4, 0, 0]);
   };
-  const helper = helperFor(args.backend, n);
+  const helper = n > 1 ? helperThread(args.backend) : null;
   const mine = helper ? Math.ceil(n / 2) : n;
-  let seq = 0;
+  const here = () => {
+    for (let i = 0; i < mine; i++) sums(i, (a) => simd.rowSum(a[0], a[1], a[2], a[3]));
+  };
   if (helper) {
     const [id] = helper.functionIds(simd.module, ['row_sum']);
     const list: number[] = [];
     for (let i = mine; i < n; i++) sums(i, (a) => list.push(LIST_CALL, id, a.length, ...a));
-    seq = helper.runList(list, list.length);
-  }
-  try {
-    for (let i = 0; i < mine; i++) sums(i, (a) => simd.rowSum(a[0], a[1], a[2], a[3]));
-  } finally {
-    if (helper) helper.join(seq);
-  }
+    helper.alongside(list, here);
+  } else here();
   const part = b.view(blocks);
   const o = b.view(out);
   for (let i = 0; i < n; i++) {
@@ -87,23 +79,20 @@ function backward(args: { inputs: { dy: TensorInfo; x: TensorInfo }; backend: tf
   // Each image's first row is dy / rows; the others are copies of it. With two threads the
   // GEMM helper copies the second half of the images' rows.
   for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) out[i * rows * c + j] = g[i * c + j] / rows;
-  const helper = b.kind === 'wasm' ? helperFor(args.backend, n) : null;
+  const helper = n > 1 ? helperThread(args.backend) : null; // null off wasm too
   const mine = helper ? Math.ceil(n / 2) : n;
-  let seq = 0;
-  if (helper) {
-    const at = heapOffset(args.backend, dx) / 4;
-    const list: number[] = [];
-    for (let i = mine; i < n; i++) for (let r = 1, o = at + i * rows * c; r < rows; r++) list.push(LIST_COPY, o + r * c, o, c);
-    seq = helper.runList(list, list.length);
-  }
-  try {
+  const here = () => {
     for (let i = 0; i < mine; i++) {
       const row = out.subarray(i * rows * c, i * rows * c + c);
       for (let r = 1, o = i * rows * c + c; r < rows; r++, o += c) out.set(row, o);
     }
-  } finally {
-    if (helper) helper.join(seq);
-  }
+  };
+  if (helper) {
+    const at = heapOffset(args.backend, dx) / 4;
+    const list: number[] = [];
+    for (let i = mine; i < n; i++) for (let r = 1, o = at + i * rows * c; r < rows; r++) list.push(LIST_COPY, o + r * c, o, c);
+    helper.alongside(list, here);
+  } else here();
   return dx;
 }
 

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BackendIO, type TensorInfo } from './backend-io';
 import { depthwiseRowsKernel, dwGeometry, type DwGeometry } from './depthwise-direct';
-import { GEMM_SCRATCH_FLOATS, LIST_COPY, gemmFor, gemmOnThread, gemmThreadCount } from './gemm-simd';
+import { GEMM_SCRATCH_FLOATS, LIST_COPY, gemmFor, gemmOnThread, gemmThreadCount, helperThread } from './gemm-simd';
 import { backendMemory, heapOffset } from './simd';
 
 export const INVERTED_RESIDUAL_KERNEL = 'FinetuneInvertedResidual';
@@ -60,11 +60,6 @@ function plan(x: number[], inputs: { ef?: number[]; df: number[]; pf: number[] }
   return g;
 }
 
-/** The helper thread the block kernel splits its work with, or null (one thread). */
-function helperFor(backend: tf.KernelBackend) {
-  return gemmThreadCount() > 1 ? (gemmFor(backend)?.helper() ?? null) : null;
-}
-
 /**
  * Whether the wasm kernel runs this block here: SIMD, the shapes it handles, and one thread
  * or our helper thread for the second (with XNNPACK's threads and no helper, layer by layer).
@@ -72,7 +67,7 @@ function helperFor(backend: tf.KernelBackend) {
 export function invertedResidualSupported(x: number[], shapes: { ef?: number[]; df: number[]; pf: number[] }, a: InvertedResidualAttrs): boolean {
   const backend = tf.backend();
   if (tf.getBackend() !== 'wasm' || !tf.getKernel(INVERTED_RESIDUAL_KERNEL, 'wasm') || !gemmFor(backend) || plan(x, shapes, a) === null) return false;
-  return gemmThreadCount() === 1 || helperFor(backend) !== null;
+  return gemmThreadCount() === 1 || helperThread(backend) !== null;
 }
 
 /** One thread's share: output rows [o0, o1) of image n, for each segment. */
@@ -97,7 +92,7 @@ function kernelFunc(args: { inputs: Inputs; backend: tf.KernelBackend; attrs: In
   const memory = backendMemory(backend);
   if (!g || !mm || !dw || !memory) throw new Error('internal: the inverted-residual kernel was called for a block it does not handle');
   const io = new BackendIO(backend, 'wasm');
-  const helper = helperFor(backend);
+  const helper = helperThread(backend);
   const shares = segments(g, helper ? 2 : 1).filter((s) => s.length);
   const [cin, ce, co] = [t.x.shape[3], g.c, t.pf.shape[3]];
   const y = io.alloc([g.n, g.ho, g.wo, co]);
@@ -155,12 +150,7 @@ function kernelFunc(args: { inputs: Inputs; backend: tf.KernelBackend; attrs: In
     if (shares.length === 2) {
       const list: number[] = [];
       share(shares[1], buffers[1], list);
-      const seq = helper!.runList(list, list.length);
-      try {
-        share(shares[0], buffers[0]);
-      } finally {
-        helper!.join(seq);
-      }
+      helper!.alongside(list, () => share(shares[0], buffers[0]));
     } else {
       share(shares[0], buffers[0]);
     }

@@ -15,7 +15,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendIO, TensorInfo } from './backend-io';
-import { LIST_CALL, gemmFor, gemmThreadCount, relaxedSimd, type GemmHelper } from './gemm-simd';
+import { LIST_CALL, helperThread, relaxedSimd, type GemmHelper } from './gemm-simd';
 import { backendMemory, heapOffset } from './simd';
 import { I32, V128, add, bump, code, countdown, fadd, fmadd, fmul, get, i32, ifElse, moduleBytes, mul, set, simd, uleb, vloadAt, vloadSplatAt, vstoreAt, vzero } from './wasm-asm';
 
@@ -243,38 +243,43 @@ function compressed(k: SparseKernels, dz: TensorInfo, dzAt: number, m: number, n
   return last;
 }
 
+type Call = [width: number, args: Parameters<GatherFn>];
+
 /**
- * Rows of 4 k4 floats in balanced blocks of at most W_MAX vectors (28 as 4 x 7): gather
- * (out row = sum of value * src[index] over the row's non-zeros) or scatter (out[index] +=
- * value * src row). The blocks write disjoint columns: with two threads the GEMM helper
- * takes the second half of a gather's (the same calls, so the same result). A scatter's
- * blocks update the same output rows all along (split by blocks, the cache line where two
- * blocks meet went back and forth between the cores: slower than one thread), so with two
- * threads it is split by output rows instead (scatterByIndex).
+ * Rows of 4 k4 floats in balanced blocks of at most W_MAX vectors (28 as 4 x 7), as calls of
+ * gather or scatter (the function for `width` vectors): gather, out row = sum of value *
+ * src[index] over the row's non-zeros; scatter, out[index] += value * src row.
  */
-function byBlocks(io: BackendIO, k: SparseKernels, kind: 'gather' | 'scatter', out: number, rows: number, k4: number, r: Runs, src: number, n = 0): void {
+function blockCalls(out: number, rows: number, k4: number, r: Runs, src: number): Call[] {
   const width = Math.ceil(k4 / Math.ceil(k4 / W_MAX));
-  const calls: [number, Parameters<GatherFn>][] = [];
+  const calls: Call[] = [];
   for (let v0 = 0; v0 < k4; v0 += width) calls.push([Math.min(width, k4 - v0), [out + 16 * v0, 16 * k4, rows, r.ends, r.idx, r.delta, src + 16 * v0, 16 * k4]]);
-  const helper = gemmThreadCount() > 1 ? (gemmFor(io.backend)?.helper() ?? null) : null;
-  if (kind === 'scatter') {
-    if (helper && n >= 2 * SPLIT_ALIGN && scatterByIndex(io, k, helper, calls, rows, r, n)) return;
-    for (const [w, args] of calls) k.scatter[w - 1](...args);
-    return;
-  }
-  const split = helper && calls.length > 1 ? helper : null;
-  const mine = split ? Math.ceil(calls.length / 2) : calls.length;
-  let seq = 0;
-  if (split) {
-    const list: number[] = [];
-    for (const [w, args] of calls.slice(mine)) list.push(LIST_CALL, split.functionIds(k.module, [`gather${w}`])[0], args.length, ...args);
-    seq = split.runList(list, list.length);
-  }
-  try {
+  return calls;
+}
+
+/** A gather's blocks write disjoint columns: with two threads the helper takes the second half of them (the same calls, so the same result). */
+function gather(io: BackendIO, k: SparseKernels, calls: Call[]): void {
+  const helper = calls.length > 1 ? helperThread(io.backend) : null;
+  const mine = helper ? Math.ceil(calls.length / 2) : calls.length;
+  const here = () => {
     for (const [w, args] of calls.slice(0, mine)) k.gather[w - 1](...args);
-  } finally {
-    if (split) split.join(seq);
-  }
+  };
+  if (helper) {
+    const list: number[] = [];
+    for (const [w, args] of calls.slice(mine)) list.push(LIST_CALL, helper.functionIds(k.module, [`gather${w}`])[0], args.length, ...args);
+    helper.alongside(list, here);
+  } else here();
+}
+
+/**
+ * A scatter's blocks update the same output rows all along (split by blocks, the cache line
+ * where two blocks meet went back and forth between the cores: slower than one thread), so
+ * with two threads it is split by output row instead (scatterByIndex).
+ */
+function scatter(io: BackendIO, k: SparseKernels, calls: Call[], rows: number, r: Runs, n: number): void {
+  const helper = n >= 2 * SPLIT_ALIGN ? helperThread(io.backend) : null;
+  if (helper && scatterByIndex(io, k, helper, calls, rows, r, n)) return;
+  for (const [w, args] of calls) k.scatter[w - 1](...args);
 }
 
 /** The two threads' output rows meet at a multiple of this (whole cache lines for any width in fours). */
@@ -288,16 +293,16 @@ const SPLIT_ALIGN = 16;
  * same order as on one thread: the same result, bit for bit. The split balances the non-zeros
  * counted on every 8th row. False (nothing done) when those rows have no non-zeros.
  */
-function scatterByIndex(io: BackendIO, k: SparseKernels, helper: GemmHelper, calls: [number, Parameters<GatherFn>][], rows: number, r: Runs, n: number): boolean {
+function scatterByIndex(io: BackendIO, k: SparseKernels, helper: GemmHelper, calls: Call[], rows: number, r: Runs, n: number): boolean {
   const pairs = k.scratch(PAIRS, 4 * rows);
   const heap = new Int32Array(backendMemory(io.backend)!.buffer);
   const startOf = (row: number) => (row ? heap[(r.ends >> 2) + row - 1] : r.idx) >> 2;
   const counts = new Int32Array(n);
   let sampled = 0;
   for (let row = 0; row < rows; row += 8) {
-    const end = heap[(r.ends >> 2) + row] >> 2;
-    for (let p = startOf(row); p < end; p++) counts[heap[p]]++;
-    sampled += end - startOf(row);
+    const [start, end] = [startOf(row), heap[(r.ends >> 2) + row] >> 2];
+    for (let p = start; p < end; p++) counts[heap[p]]++;
+    sampled += end - start;
   }
   if (!sampled) return false;
   let split = 0;
@@ -325,16 +330,13 @@ function scatterByIndex(io: BackendIO, k: SparseKernels, helper: GemmHelper, cal
     a[3] = 4 * theirs;
     list.push(LIST_CALL, helper.functionIds(k.module, [`scatterPairs${w}`])[0], a.length, ...a);
   }
-  const seq = helper.runList(list, list.length);
-  try {
+  helper.alongside(list, () => {
     for (const [w, args] of calls) {
       const a = [...args] as Parameters<GatherFn>;
       a[3] = 4 * mine;
       k.scatterPairs[w - 1](...a);
     }
-  } finally {
-    helper.join(seq);
-  }
+  });
   return true;
 }
 
@@ -348,7 +350,7 @@ export function sparseInputGrad(io: BackendIO, dz: TensorInfo, wt: TensorInfo, m
   const c = k && compressed(k, dz, heapOffset(io.backend, dz), m, n);
   if (!k || !c) return null;
   const dx = io.alloc([m, cin]);
-  byBlocks(io, k, 'gather', heapOffset(io.backend, dx), m, cin / 4, c, heapOffset(io.backend, wt));
+  gather(io, k, blockCalls(heapOffset(io.backend, dx), m, cin / 4, c, heapOffset(io.backend, wt)));
   return dx;
 }
 
@@ -358,7 +360,7 @@ export function sparseFilterGradT(io: BackendIO, x: TensorInfo, dz: TensorInfo, 
   const c = k && compressed(k, dz, heapOffset(io.backend, dz), m, n);
   if (!k || !c) return null;
   const dwt = io.alloc([n, cin], true);
-  byBlocks(io, k, 'scatter', heapOffset(io.backend, dwt), m, cin / 4, c, heapOffset(io.backend, x), n);
+  scatter(io, k, blockCalls(heapOffset(io.backend, dwt), m, cin / 4, c, heapOffset(io.backend, x)), m, c, n);
   return dwt;
 }
 
